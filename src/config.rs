@@ -1,0 +1,308 @@
+//! Layered configuration: `config/default.toml` (compiled in) → `--config FILE` →
+//! standard environment variables → `RAGWORKER_SECTION__KEY` variables.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The defaults, written once, in the file users read.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Standard variable names other tools already use, and the key each one sets.
+const STANDARD_ENV: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("OPENAI_API_KEY", "embedding.api_key"),
+    ("OPENAI_BASE_URL", "embedding.base_url"),
+    ("AWS_ENDPOINT_URL", "storage.endpoint"),
+    // Listed after AWS_ENDPOINT_URL so the S3-specific one wins, as in the AWS SDKs.
+    ("AWS_ENDPOINT_URL_S3", "storage.endpoint"),
+    ("AWS_REGION", "storage.region"),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub storage: StorageSettings,
+    pub extract: ExtractSettings,
+    pub chunking: ChunkingSettings,
+    pub embedding: EmbeddingSettings,
+    pub queue: QueueSettings,
+    pub worker: WorkerSettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Secret: a connection string usually carries a password.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageSettings {
+    pub backend: String,
+    pub bucket: String,
+    pub endpoint: String,
+    pub region: String,
+    pub force_path_style: bool,
+    pub max_object_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExtractSettings {
+    pub max_text_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChunkingSettings {
+    pub max_tokens: usize,
+    pub overlap_tokens: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendDimensions {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingFormat {
+    Base64,
+    Float,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddingSettings {
+    pub provider: String,
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub model: String,
+    pub dimensions: u32,
+    pub send_dimensions: SendDimensions,
+    pub encoding_format: EncodingFormat,
+    pub max_inputs_per_request: usize,
+    pub max_tokens_per_request: usize,
+    pub max_input_tokens: usize,
+    pub request_timeout_secs: u64,
+    pub max_retries: usize,
+    pub retry_min_delay_ms: u64,
+    pub retry_max_delay_secs: u64,
+    pub prices_per_million: BTreeMap<String, f64>,
+}
+
+impl EmbeddingSettings {
+    /// USD per million tokens of the configured model (0 when the table has no entry).
+    pub fn price_per_million(&self) -> f64 {
+        self.prices_per_million
+            .get(&self.model)
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Whether requests carry the `dimensions` parameter. Only the text-embedding-3 family
+    /// accepts it at OpenAI; ada-002 and most self-hosted servers reject it.
+    pub fn sends_dimensions(&self) -> bool {
+        match self.send_dimensions {
+            SendDimensions::Always => true,
+            SendDimensions::Never => false,
+            SendDimensions::Auto => self.model.starts_with("text-embedding-3"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueSettings {
+    pub lease_secs: u64,
+    pub heartbeat_secs: u64,
+    pub max_attempts: i32,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+}
+
+impl QueueSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub poll_interval_secs: u64,
+    pub processing_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: String,
+    pub level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads all layers. `file` is the optional `--config FILE`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        for (var, key) in STANDARD_ENV {
+            let key = *key;
+            figment = figment.merge(Env::raw().only(&[var]).map(move |_| key.into()));
+        }
+        figment = figment.merge(Env::prefixed("RAGWORKER_").split("__").ignore(&["config"]));
+        Self::from_figment(figment)
+    }
+
+    /// Defaults plus the given TOML overrides; for tests and embedding in other programs.
+    pub fn from_toml_overrides(overrides: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |msg: String| Err(ConfigError(msg));
+        if self.storage.backend != "s3" {
+            return fail(format!(
+                "storage.backend = {:?} is not supported (use \"s3\")",
+                self.storage.backend
+            ));
+        }
+        if self.embedding.provider != "openai" {
+            return fail(format!(
+                "embedding.provider = {:?} is not supported (use \"openai\")",
+                self.embedding.provider
+            ));
+        }
+        if !(1..=4000).contains(&self.embedding.dimensions) {
+            return fail(format!(
+                "embedding.dimensions = {} is outside 1..4000, the range pgvector indexes for halfvec",
+                self.embedding.dimensions
+            ));
+        }
+        if self.chunking.max_tokens == 0
+            || self.chunking.overlap_tokens >= self.chunking.max_tokens
+        {
+            return fail(format!(
+                "chunking.overlap_tokens ({}) must be smaller than chunking.max_tokens ({})",
+                self.chunking.overlap_tokens, self.chunking.max_tokens
+            ));
+        }
+        if self.chunking.max_tokens > self.embedding.max_input_tokens {
+            return fail(format!(
+                "chunking.max_tokens ({}) exceeds embedding.max_input_tokens ({}): chunks would be rejected by the model",
+                self.chunking.max_tokens, self.embedding.max_input_tokens
+            ));
+        }
+        if self.embedding.max_inputs_per_request == 0
+            || self.embedding.max_tokens_per_request < self.embedding.max_input_tokens.min(self.chunking.max_tokens)
+        {
+            return fail("embedding request limits are too small to send one chunk".into());
+        }
+        if self.worker.concurrency == 0 {
+            return fail("worker.concurrency must be at least 1".into());
+        }
+        if self.queue.max_attempts < 1 {
+            return fail("queue.max_attempts must be at least 1".into());
+        }
+        if self.queue.heartbeat_secs == 0 || self.queue.heartbeat_secs >= self.queue.lease_secs {
+            return fail(format!(
+                "queue.heartbeat_secs ({}) must be between 1 and queue.lease_secs ({})",
+                self.queue.heartbeat_secs, self.queue.lease_secs
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return fail(format!(
+                "log.format = {:?} (use \"text\" or \"json\")",
+                self.log.format
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_parse_and_match_openai_limits() {
+        let s = Settings::from_toml_overrides("").unwrap();
+        assert_eq!(s.embedding.model, "text-embedding-3-small");
+        assert_eq!(s.embedding.dimensions, 1536);
+        assert_eq!(s.embedding.max_inputs_per_request, 2048);
+        assert_eq!(s.embedding.price_per_million(), 0.02);
+        assert!(s.embedding.sends_dimensions());
+        assert_eq!(s.storage.bucket, "documents");
+    }
+
+    #[test]
+    fn overrides_win_and_are_validated() {
+        let s = Settings::from_toml_overrides(
+            "[embedding]\nmodel = \"text-embedding-ada-002\"\ndimensions = 384",
+        )
+        .unwrap();
+        assert!(!s.embedding.sends_dimensions());
+        assert_eq!(s.embedding.price_per_million(), 0.10);
+        let err = Settings::from_toml_overrides("[embedding]\ndimensions = 5000").unwrap_err();
+        assert!(err.to_string().contains("outside 1..4000"), "{err}");
+        let err =
+            Settings::from_toml_overrides("[chunking]\nmax_tokens = 100\noverlap_tokens = 100")
+                .unwrap_err();
+        assert!(err.to_string().contains("overlap_tokens"), "{err}");
+    }
+
+    #[test]
+    fn environment_layers_use_standard_names_and_prefix() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://u:secret@db/app");
+            jail.set_env("OPENAI_API_KEY", "sk-test");
+            jail.set_env("AWS_ENDPOINT_URL", "http://generic");
+            jail.set_env("AWS_ENDPOINT_URL_S3", "http://s3-specific");
+            jail.set_env("RAGWORKER_WORKER__CONCURRENCY", "9");
+            jail.create_file("extra.toml", "[queue]\nmax_attempts = 2")?;
+            let s = Settings::load(Some(Path::new("extra.toml"))).unwrap();
+            assert_eq!(s.database.url.expose_secret(), "postgres://u:secret@db/app");
+            assert_eq!(s.embedding.api_key.expose_secret(), "sk-test");
+            assert_eq!(s.storage.endpoint, "http://s3-specific");
+            assert_eq!(s.worker.concurrency, 9);
+            assert_eq!(s.queue.max_attempts, 2);
+            // Secrets are redacted in Debug output, which is what logs would show.
+            let debug = format!("{s:?}");
+            assert!(!debug.contains("secret@db") && !debug.contains("sk-test"));
+            Ok(())
+        });
+    }
+}

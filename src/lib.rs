@@ -1,0 +1,52 @@
+//! ragworker: turns documents in S3-compatible storage into halfvec embeddings in Postgres.
+//!
+//! The modules follow a file's path: [`config`] → [`queue`] (claim, lease, fenced
+//! transitions) → [`storage`] → [`extract`] → [`chunk`] → [`embed`] → [`store`], driven by
+//! [`worker`] (one file) and [`service`] (the loops).
+
+pub mod chunk;
+pub mod config;
+pub mod db;
+pub mod embed;
+pub mod enqueue;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod queue;
+pub mod search;
+pub mod service;
+pub mod storage;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+/// A worker id unique per process: host, pid and a random suffix (pids repeat across
+/// containers).
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "ragworker".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+/// Builds a worker from settings and a pool.
+pub async fn build_worker(
+    settings: Arc<config::Settings>,
+    pool: PgPool,
+    worker_id: String,
+) -> anyhow::Result<worker::Worker> {
+    Ok(worker::Worker {
+        queue: queue::Queue::new(pool, worker_id, settings.queue.clone()),
+        storage: storage::S3Storage::from_settings(&settings.storage).await,
+        embedder: embed::Embedder::new(&settings.embedding)?,
+        chunker: chunk::Chunker::new(&settings.chunking)?,
+        settings,
+    })
+}

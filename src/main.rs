@@ -1,0 +1,221 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use ragworker::config::Settings;
+use ragworker::{db, enqueue, http, search, service, storage, telemetry};
+
+/// Turns documents in S3-compatible storage into halfvec embeddings in Postgres.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file layered over config/default.toml.
+    #[arg(long, global = true, env = "RAGWORKER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or update the schema and set the embedding dimension.
+    Migrate,
+    /// Run as a service: process files as they become pending, until SIGTERM/SIGINT.
+    Run,
+    /// Process every eligible file, print a summary and exit (status 2 if any file failed).
+    Backfill,
+    /// Upload local files to the bucket and queue them for processing.
+    Enqueue {
+        /// Owner of the files (files.user_id).
+        #[arg(long)]
+        user: Uuid,
+        #[arg(long)]
+        org: Option<Uuid>,
+        #[arg(long)]
+        conversation: Option<Uuid>,
+        /// Bucket to upload to (default: storage.bucket).
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Search a user's chunks for the passages closest to a query.
+    Search {
+        #[arg(long)]
+        user: Uuid,
+        /// Number of passages to print.
+        #[arg(long, default_value_t = 5)]
+        limit: i32,
+        /// Minimum cosine similarity.
+        #[arg(long, default_value_t = 0.0)]
+        threshold: f64,
+        query: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    telemetry::init(&settings.log);
+    match execute(cli.command, settings).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
+    let pool = db::connect(&settings.database)
+        .await
+        .context("cannot connect to the database (database.url / DATABASE_URL)")?;
+    match command {
+        Command::Migrate => {
+            db::migrate(&pool, &settings.embedding).await?;
+            println!(
+                "schema up to date; embedding dimension {}",
+                settings.embedding.dimensions
+            );
+        }
+        Command::Run => {
+            let worker = start_worker(&settings, pool.clone()).await?;
+            http::metrics_handle();
+            let _http = if settings.http.listen.is_empty() {
+                None
+            } else {
+                Some(http::serve(&settings.http.listen, pool).await.with_context(|| {
+                    format!("cannot listen on {} (http.listen)", settings.http.listen)
+                })?)
+            };
+            service::run(worker, shutdown_signal()).await;
+        }
+        Command::Backfill => {
+            let worker = start_worker(&settings, pool.clone()).await?;
+            let summary = service::backfill(worker, shutdown_signal(), |_| {}).await?;
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from files where processing_status = 'pending'",
+            )
+            .fetch_one(&pool)
+            .await?;
+            println!(
+                "backfill done: {} completed, {} failed, {} to retry later, {} released; {} chunks, {} tokens; {} files still pending",
+                summary.completed,
+                summary.failed,
+                summary.retrying,
+                summary.released,
+                summary.chunks,
+                summary.tokens,
+                waiting
+            );
+            if summary.failed > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Enqueue {
+            user,
+            org,
+            conversation,
+            bucket,
+            paths,
+        } => {
+            let storage = storage::S3Storage::from_settings(&settings.storage).await;
+            let bucket = bucket.unwrap_or_else(|| settings.storage.bucket.clone());
+            let owner = enqueue::Owner {
+                user_id: user,
+                org_id: org,
+                conversation_id: conversation,
+            };
+            for path in &paths {
+                let id = enqueue::enqueue_file(&pool, &storage, &bucket, owner, path).await?;
+                println!("{id}\t{}", path.display());
+            }
+        }
+        Command::Search {
+            user,
+            limit,
+            threshold,
+            query,
+        } => {
+            let embedder = ragworker::embed::Embedder::new(&settings.embedding)?;
+            let chunker = ragworker::chunk::Chunker::new(&settings.chunking)?;
+            let (hits, _usage) =
+                search::search(&pool, &embedder, &chunker, user, &query, threshold, limit).await?;
+            if hits.is_empty() {
+                println!("no matching passages");
+            }
+            for (rank, hit) in hits.iter().enumerate() {
+                let page = hit.page_number.map(|p| format!(", page {p}")).unwrap_or_default();
+                let heading = hit
+                    .heading
+                    .as_deref()
+                    .map(|h| format!(", section \"{h}\""))
+                    .unwrap_or_default();
+                println!(
+                    "{}. {}{page}{heading} (similarity {:.3})",
+                    rank + 1,
+                    hit.file_name,
+                    hit.similarity
+                );
+                let excerpt: String = hit.content.chars().take(300).collect();
+                println!("   {}", excerpt.replace('\n', " "));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the worker after the checks that would otherwise make every file fail late.
+async fn start_worker(
+    settings: &Arc<Settings>,
+    pool: sqlx::PgPool,
+) -> anyhow::Result<Arc<ragworker::worker::Worker>> {
+    db::preflight(&pool, &settings.embedding)
+        .await
+        .context("refusing to claim files")?;
+    let worker = ragworker::build_worker(settings.clone(), pool, ragworker::default_worker_id()).await?;
+    worker
+        .storage
+        .check_bucket(&settings.storage.bucket)
+        .await
+        .with_context(|| {
+            format!(
+                "refusing to claim files: bucket {:?} is not reachable (storage.*, AWS_* settings)",
+                settings.storage.bucket
+            )
+        })?;
+    Ok(Arc::new(worker))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

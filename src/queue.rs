@@ -1,0 +1,262 @@
+//! The `files` table as a queue: claim, heartbeat and the fenced transitions out of
+//! `processing`. Every statement lives in its own file under `src/queue/`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::config::QueueSettings;
+
+/// Proof of ownership of one claimed file: every transition is conditioned on it.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub file_id: Uuid,
+    pub worker_id: Arc<str>,
+    /// The file's `attempts` value this claim set; a later claim increments it, so a stale
+    /// worker's lease no longer matches even if the worker id is reused.
+    pub attempt: i32,
+}
+
+/// A file this worker has claimed, with what processing it needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedFile {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub org_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub original_name: String,
+    pub storage_bucket: String,
+    pub storage_path: String,
+    pub mime_type: Option<String>,
+    pub file_size: Option<i64>,
+    pub attempts: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the lease on this file was taken over by another worker")]
+    LeaseLost,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Where a transiently failed file goes next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryDecision {
+    /// Back to `pending`, eligible again after this delay.
+    Later(Duration),
+    /// Out of attempts: `failed`.
+    GiveUp,
+}
+
+/// A handle on the queue for one worker identity.
+#[derive(Clone)]
+pub struct Queue {
+    pool: PgPool,
+    worker_id: Arc<str>,
+    settings: QueueSettings,
+}
+
+impl Queue {
+    pub fn new(pool: PgPool, worker_id: impl Into<Arc<str>>, settings: QueueSettings) -> Self {
+        Self {
+            pool,
+            worker_id: worker_id.into(),
+            settings,
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    /// Claims up to `limit` files. Files whose worker vanished after their last attempt are
+    /// failed first, so they are never claimed again.
+    pub async fn claim(&self, limit: usize) -> Result<Vec<(ClaimedFile, Lease)>, sqlx::Error> {
+        sqlx::query(include_str!("queue/give_up_expired.sql"))
+            .bind(self.settings.max_attempts)
+            .execute(&self.pool)
+            .await?;
+        let files: Vec<ClaimedFile> = sqlx::query_as(include_str!("queue/claim.sql"))
+            .bind(&*self.worker_id)
+            .bind(limit as i64)
+            .bind(self.settings.lease_secs as f64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(files
+            .into_iter()
+            .map(|f| {
+                let lease = Lease {
+                    file_id: f.id,
+                    worker_id: self.worker_id.clone(),
+                    attempt: f.attempts,
+                };
+                (f, lease)
+            })
+            .collect())
+    }
+
+    /// Extends the lease by another `lease_secs`.
+    pub async fn heartbeat(&self, lease: &Lease) -> Result<(), QueueError> {
+        let done = sqlx::query(include_str!("queue/heartbeat.sql"))
+            .bind(lease.file_id)
+            .bind(&*lease.worker_id)
+            .bind(lease.attempt)
+            .bind(self.settings.lease_secs as f64)
+            .execute(&self.pool)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Marks the file completed. Runs inside the caller's transaction so the chunks, the
+    /// usage row and the status commit together or not at all.
+    pub async fn complete<'e>(
+        executor: impl PgExecutor<'e>,
+        lease: &Lease,
+        extracted_text: &str,
+        chunk_count: i32,
+    ) -> Result<(), QueueError> {
+        let done = sqlx::query(include_str!("queue/complete.sql"))
+            .bind(lease.file_id)
+            .bind(&*lease.worker_id)
+            .bind(lease.attempt)
+            .bind(extracted_text)
+            .bind(chunk_count)
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Ends the file `failed` with a message for the user.
+    pub async fn fail<'e>(
+        executor: impl PgExecutor<'e>,
+        lease: &Lease,
+        message: &str,
+    ) -> Result<(), QueueError> {
+        let done = sqlx::query(include_str!("queue/fail.sql"))
+            .bind(lease.file_id)
+            .bind(&*lease.worker_id)
+            .bind(lease.attempt)
+            .bind(message)
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Sends the file back to `pending` after a transient failure, or fails it when it has
+    /// used its last attempt.
+    pub async fn retry_or_give_up<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        lease: &Lease,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<RetryDecision, QueueError> {
+        let decision = self.retry_decision(lease.attempt, retry_after);
+        match &decision {
+            RetryDecision::GiveUp => {
+                let message = format!("gave up after {} attempts: {message}", lease.attempt);
+                Self::fail(executor, lease, &message).await?;
+            }
+            RetryDecision::Later(delay) => {
+                let done = sqlx::query(include_str!("queue/retry.sql"))
+                    .bind(lease.file_id)
+                    .bind(&*lease.worker_id)
+                    .bind(lease.attempt)
+                    .bind(message)
+                    .bind(delay.as_secs_f64())
+                    .execute(executor)
+                    .await?;
+                fenced(done.rows_affected())?;
+            }
+        }
+        Ok(decision)
+    }
+
+    /// Hands the file back without spending an attempt (shutdown).
+    pub async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        let done = sqlx::query(include_str!("queue/release.sql"))
+            .bind(lease.file_id)
+            .bind(&*lease.worker_id)
+            .bind(lease.attempt)
+            .execute(&self.pool)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Capped exponential backoff with jitter between attempts of one file; the provider's
+    /// own "retry after" wins when it is longer.
+    pub fn retry_decision(&self, attempt: i32, retry_after: Option<Duration>) -> RetryDecision {
+        if attempt >= self.settings.max_attempts {
+            return RetryDecision::GiveUp;
+        }
+        let delay = retry_delay(&self.settings, attempt, true);
+        RetryDecision::Later(retry_after.map_or(delay, |ra| ra.max(delay)))
+    }
+}
+
+/// Delay before attempt `attempt + 1`: `retry_base_secs * 2^(attempt-1)`, capped at
+/// `retry_max_secs`, plus up to 100% jitter when `jitter` is on (off in tests).
+pub fn retry_delay(settings: &QueueSettings, attempt: i32, jitter: bool) -> Duration {
+    let mut builder = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(settings.retry_base_secs))
+        .with_max_delay(Duration::from_secs(settings.retry_max_secs))
+        .with_factor(2.0)
+        .without_max_times();
+    if jitter {
+        builder = builder.with_jitter();
+    }
+    let n = attempt.max(1) as usize - 1;
+    builder
+        .build()
+        .nth(n)
+        .unwrap_or(Duration::from_secs(settings.retry_max_secs))
+}
+
+fn fenced(rows_affected: u64) -> Result<(), QueueError> {
+    if rows_affected == 0 {
+        Err(QueueError::LeaseLost)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> QueueSettings {
+        QueueSettings {
+            lease_secs: 60,
+            heartbeat_secs: 20,
+            max_attempts: 4,
+            retry_base_secs: 10,
+            retry_max_secs: 60,
+        }
+    }
+
+    #[test]
+    fn retry_delays_grow_exponentially_and_are_capped() {
+        let s = settings();
+        let delays: Vec<u64> = (1..=6)
+            .map(|a| retry_delay(&s, a, false).as_secs())
+            .collect();
+        assert_eq!(delays, vec![10, 20, 40, 60, 60, 60]);
+        // Jitter only ever lengthens the delay, by at most the delay itself.
+        for _ in 0..50 {
+            let d = retry_delay(&s, 2, true).as_secs_f64();
+            assert!((20.0..=40.0).contains(&d), "{d}");
+        }
+    }
+}

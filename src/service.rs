@@ -1,0 +1,240 @@
+//! The loops around `Worker::process`: `run` (a long-lived service woken by NOTIFY, with a
+//! poll fallback) and `backfill` (drain what is eligible now, then exit). Both keep up to
+//! `worker.concurrency` files in flight and share the same shutdown behaviour.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::worker::{Outcome, Worker};
+
+/// The channel the `files_notify_pending` trigger notifies.
+pub const NOTIFY_CHANNEL: &str = "ragworker_files";
+
+/// Counts of outcomes, printed by `backfill`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub completed: u64,
+    pub failed: u64,
+    pub retrying: u64,
+    pub released: u64,
+    pub lease_lost: u64,
+    pub chunks: u64,
+    pub tokens: u64,
+}
+
+impl Summary {
+    fn add(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Completed { chunks, tokens } => {
+                self.completed += 1;
+                self.chunks += *chunks as u64;
+                self.tokens += tokens;
+            }
+            Outcome::Failed { .. } => self.failed += 1,
+            Outcome::Retrying { .. } => self.retrying += 1,
+            Outcome::Released => self.released += 1,
+            Outcome::LeaseLost => self.lease_lost += 1,
+        }
+    }
+}
+
+/// Files in flight, with the token that cancels them when the grace period is over.
+struct InFlight {
+    jobs: JoinSet<Outcome>,
+    stop: CancellationToken,
+    summary: Summary,
+}
+
+impl InFlight {
+    fn new() -> Self {
+        Self {
+            jobs: JoinSet::new(),
+            stop: CancellationToken::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Claims as many files as there are free slots; returns how many were claimed.
+    async fn fill(&mut self, worker: &Arc<Worker>) -> Result<usize, sqlx::Error> {
+        let free = worker.settings.worker.concurrency.saturating_sub(self.jobs.len());
+        if free == 0 {
+            return Ok(0);
+        }
+        let claimed = worker.queue.claim(free).await?;
+        let n = claimed.len();
+        for (file, lease) in claimed {
+            let worker = worker.clone();
+            let stop = self.stop.clone();
+            self.jobs.spawn(async move { worker.process(file, lease, stop).await });
+        }
+        Ok(n)
+    }
+
+    fn reap(&mut self, joined: Result<Outcome, tokio::task::JoinError>) {
+        match joined {
+            Ok(outcome) => self.summary.add(&outcome),
+            // `process` handles every error itself; a panic here is a bug, and the file's
+            // lease will expire so another claim retries it.
+            Err(e) => tracing::error!(error = %e, "file task panicked"),
+        }
+    }
+
+    /// Lets in-flight files finish for `grace`, then cancels the rest, which release their
+    /// files back to `pending`.
+    async fn drain(&mut self, grace: Duration) {
+        if !self.jobs.is_empty() {
+            tracing::info!(in_flight = self.jobs.len(), grace_s = grace.as_secs(), "waiting for in-flight files");
+        }
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = self.jobs.join_next() => match joined {
+                    Some(j) => self.reap(j),
+                    None => return,
+                },
+                _ = &mut deadline, if !self.stop.is_cancelled() => {
+                    tracing::warn!(in_flight = self.jobs.len(), "grace period over; releasing unfinished files");
+                    self.stop.cancel();
+                }
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown` resolves: wakes on NOTIFY, polls as a fallback (retries whose time
+/// has come and expired leases do not notify), and survives database restarts.
+pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Summary {
+    let settings = worker.settings.clone();
+    let poll = Duration::from_secs(settings.worker.poll_interval_secs);
+    let mut in_flight = InFlight::new();
+    let mut listener = connect_listener(&worker).await;
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    tracing::info!(worker_id = worker.queue.worker_id(), concurrency = settings.worker.concurrency, "ragworker running");
+
+    loop {
+        // Claim until the queue is empty or every slot is busy.
+        loop {
+            match in_flight.fill(&worker).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claim failed (database unreachable?); retrying at the next poll");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(joined) = in_flight.jobs.join_next() => in_flight.reap(joined),
+            notified = recv(&mut listener) => {
+                if !notified {
+                    // The listener's connection is gone: poll until it is back.
+                    listener = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = &mut shutdown => break,
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                if listener.is_none() {
+                    listener = connect_listener(&worker).await;
+                }
+                update_queue_gauges(&worker).await;
+            }
+        }
+    }
+    tracing::info!("shutdown requested: no new claims");
+    in_flight.drain(Duration::from_secs(settings.worker.shutdown_grace_secs)).await;
+    in_flight.summary
+}
+
+/// Processes files until none is eligible and none is in flight (or `shutdown` resolves).
+pub async fn backfill(
+    worker: Arc<Worker>,
+    shutdown: impl Future<Output = ()>,
+    mut on_outcome: impl FnMut(&Summary),
+) -> Result<Summary, sqlx::Error> {
+    let mut in_flight = InFlight::new();
+    tokio::pin!(shutdown);
+    loop {
+        in_flight.fill(&worker).await?;
+        if in_flight.jobs.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => {
+                tracing::info!("interrupted: no new claims");
+                in_flight.drain(Duration::from_secs(worker.settings.worker.shutdown_grace_secs)).await;
+                break;
+            }
+            Some(joined) = in_flight.jobs.join_next() => {
+                in_flight.reap(joined);
+                on_outcome(&in_flight.summary);
+            }
+        }
+    }
+    Ok(in_flight.summary)
+}
+
+async fn connect_listener(worker: &Worker) -> Option<PgListener> {
+    let result = async {
+        let mut listener = PgListener::connect_with(worker.queue.pool()).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        Ok::<_, sqlx::Error>(listener)
+    }
+    .await;
+    match result {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "LISTEN failed; polling until the database is back");
+            None
+        }
+    }
+}
+
+/// Waits for a notification; `false` when the listener is unusable. Never resolves while
+/// there is no listener, so the poll tick drives reconnection.
+async fn recv(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(l) => match l.try_recv().await {
+            Ok(Some(_)) => true,
+            // The connection dropped; notifications sent meanwhile are lost, which the poll
+            // covers. try_recv reconnects on its next call, but a dead server would spin.
+            Ok(None) | Err(_) => false,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Queue depth by status, for /metrics.
+pub async fn update_queue_gauges(worker: &Worker) {
+    let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+        "select processing_status::text, count(*) from files group by 1",
+    )
+    .fetch_all(worker.queue.pool())
+    .await;
+    if let Ok(rows) = rows {
+        let mut counts: BTreeMap<&str, i64> =
+            ["pending", "processing", "completed", "failed"].into_iter().map(|s| (s, 0)).collect();
+        for (status, n) in &rows {
+            if let Some(c) = counts.get_mut(status.as_str()) {
+                *c = *n;
+            }
+        }
+        for (status, n) in counts {
+            metrics::gauge!("ragworker_queue_files", "status" => status).set(n as f64);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Writing results: a file's chunks, its usage row and its `completed` status commit in one
+//! transaction, so a retry or a second worker never leaves duplicates or half a file.
+
+use pgvector::HalfVector;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::chunk::Chunked;
+use crate::embed::Usage;
+use crate::queue::{ClaimedFile, Lease, Queue, QueueError};
+
+/// Who and what a usage row is for.
+#[derive(Debug, Clone)]
+pub struct UsageRecord<'a> {
+    pub user_id: Uuid,
+    pub org_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub price_per_million: f64,
+    pub usage: Usage,
+    /// Goes into `metadata` beside the request counts (file id, outcome, ...).
+    pub metadata: serde_json::Value,
+}
+
+/// Inserts one usage_logs row; `cost_usd` = tokens × price / 1e6, computed in numeric so it
+/// is exact to the tenth decimal.
+pub async fn record_usage<'e>(executor: impl PgExecutor<'e>, record: &UsageRecord<'_>) -> Result<(), sqlx::Error> {
+    let mut metadata = record.metadata.clone();
+    if let Some(map) = metadata.as_object_mut() {
+        map.insert("requests".into(), record.usage.requests.into());
+        map.insert("retries".into(), record.usage.retries.into());
+        map.insert("rate_limited".into(), record.usage.rate_limited.into());
+        map.insert("price_per_million_usd".into(), record.price_per_million.into());
+    }
+    sqlx::query(
+        "insert into usage_logs (user_id, org_id, conversation_id, action, provider, model,
+                                 tokens_used, cost_usd, metadata)
+         values ($1, $2, $3, 'embedding', $4, $5, $6, $6::numeric * $7::text::numeric / 1000000, $8)",
+    )
+    .bind(record.user_id)
+    .bind(record.org_id)
+    .bind(record.conversation_id)
+    .bind(record.provider)
+    .bind(record.model)
+    .bind(record.usage.tokens as i64)
+    // The price goes through text so 0.02 stays 0.02 rather than its nearest double.
+    .bind(record.price_per_million.to_string())
+    .bind(metadata)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Commits a processed file. Fails with `LeaseLost` (and writes nothing) when another worker
+/// has taken the file over meanwhile.
+pub async fn complete_file(
+    pool: &PgPool,
+    lease: &Lease,
+    file: &ClaimedFile,
+    chunked: &Chunked,
+    vectors: Vec<HalfVector>,
+    model: &str,
+    usage: &UsageRecord<'_>,
+) -> Result<(), QueueError> {
+    let chunks = &chunked.chunks;
+    assert_eq!(chunks.len(), vectors.len(), "one vector per chunk");
+    let mut tx = pool.begin().await?;
+    // The fenced status change goes first: if the lease is gone, nothing else is written.
+    Queue::complete(&mut *tx, lease, &chunked.extracted_text, chunks.len() as i32).await?;
+    sqlx::query("delete from document_chunks where file_id = $1")
+        .bind(file.id)
+        .execute(&mut *tx)
+        .await?;
+    // Bulk insert through UNNEST: one statement and one round trip however many chunks,
+    // with every value bound as a parameter. Sent in slices to keep each message modest.
+    const ROWS_PER_STATEMENT: usize = 1000;
+    let mut vectors = vectors.into_iter();
+    for slice in chunks.chunks(ROWS_PER_STATEMENT) {
+        let embeddings: Vec<HalfVector> = vectors.by_ref().take(slice.len()).collect();
+        let contents: Vec<&str> = slice.iter().map(|c| c.content.as_str()).collect();
+        let indexes: Vec<i32> = slice.iter().map(|c| c.index).collect();
+        let pages: Vec<Option<i32>> = slice.iter().map(|c| c.page_number).collect();
+        let headings: Vec<Option<&str>> = slice.iter().map(|c| c.heading.as_deref()).collect();
+        let tokens: Vec<i32> = slice.iter().map(|c| c.token_count).collect();
+        let metadata: Vec<serde_json::Value> = slice
+            .iter()
+            .map(|c| serde_json::json!({ "start_char": c.start_char, "end_char": c.end_char }))
+            .collect();
+        sqlx::query(
+            "insert into document_chunks (file_id, user_id, org_id, embedding_model, content,
+                                          chunk_index, page_number, heading, token_count,
+                                          embedding, metadata)
+             select $1, $2, $3, $4, c.content, c.chunk_index, c.page_number, c.heading,
+                    c.token_count, c.embedding, c.metadata
+             from unnest($5::text[], $6::int[], $7::int[], $8::text[], $9::int[],
+                         $10::halfvec[], $11::jsonb[])
+                  as c(content, chunk_index, page_number, heading, token_count, embedding, metadata)",
+        )
+        .bind(file.id)
+        .bind(file.user_id)
+        .bind(file.org_id)
+        .bind(model)
+        .bind(&contents)
+        .bind(&indexes)
+        .bind(&pages)
+        .bind(&headings)
+        .bind(&tokens)
+        .bind(&embeddings)
+        .bind(&metadata)
+        .execute(&mut *tx)
+        .await?;
+    }
+    record_usage(&mut *tx, usage).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! Processing one claimed file end to end: download → extract → chunk → embed → store, and
+//! settling the outcome with a fenced transition. No loop here; see `service` for that.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::chunk::Chunker;
+use crate::config::Settings;
+use crate::embed::{Embedder, Usage};
+use crate::error::{ErrorClass, JobError};
+use crate::extract::{self, ExtractError};
+use crate::queue::{ClaimedFile, Lease, Queue, QueueError, RetryDecision};
+use crate::storage::S3Storage;
+use crate::store::{self, UsageRecord};
+
+/// How processing one file ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed { chunks: usize, tokens: u64 },
+    Failed { error: String },
+    /// Transient failure; the file is pending again, eligible after the delay.
+    Retrying { error: String, after: Duration },
+    /// Handed back on shutdown without spending an attempt.
+    Released,
+    /// Another worker owns the file now; nothing was written for it.
+    LeaseLost,
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Completed { .. } => "completed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Retrying { .. } => "retrying",
+            Outcome::Released => "released",
+            Outcome::LeaseLost => "lease_lost",
+        }
+    }
+}
+
+/// Everything needed to process files; cheap to share between tasks.
+pub struct Worker {
+    pub queue: Queue,
+    pub storage: S3Storage,
+    pub embedder: Embedder,
+    pub chunker: Chunker,
+    pub settings: Arc<Settings>,
+}
+
+impl Worker {
+    /// Claims at most one file and processes it: the step tests drive without any loop.
+    pub async fn run_once(&self) -> Result<Option<(Uuid, Outcome)>, sqlx::Error> {
+        let Some((file, lease)) = self.queue.claim(1).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let id = file.id;
+        Ok(Some((id, self.process(file, lease, CancellationToken::new()).await)))
+    }
+
+    /// Processes a claimed file and records the outcome. `stop` cancels the work (shutdown
+    /// past its grace period); the file is then released, not failed.
+    pub async fn process(&self, file: ClaimedFile, lease: Lease, stop: CancellationToken) -> Outcome {
+        let span = tracing::info_span!("file", file.id = %file.id, attempt = lease.attempt);
+        async move {
+            tracing::info!(name = %file.original_name, "processing");
+            let lost = CancellationToken::new();
+            // The heartbeat is owned by this future: dropped (aborted) on every path out.
+            let _heartbeat = AbortOnDropHandle::new(tokio::spawn(
+                heartbeat(self.queue.clone(), lease.clone(), lost.clone()).in_current_span(),
+            ));
+            let mut usage = Usage::default();
+            let limit = Duration::from_secs(self.settings.worker.processing_timeout_secs);
+            let result = {
+                let work = tokio::time::timeout(limit, self.pipeline(&file, &lease, &mut usage));
+                tokio::select! {
+                    r = work => r.unwrap_or(Err(JobError::Timeout(limit))),
+                    _ = lost.cancelled() => Err(JobError::LeaseLost),
+                    _ = stop.cancelled() => Err(JobError::Shutdown),
+                }
+            };
+            let outcome = self.settle(&file, &lease, result, usage).await;
+            metrics::counter!("ragworker_files_total", "outcome" => outcome.label()).increment(1);
+            match &outcome {
+                Outcome::Completed { chunks, tokens } => tracing::info!(chunks, tokens, "completed"),
+                Outcome::Failed { error } => tracing::warn!(%error, "failed"),
+                Outcome::Retrying { error, after } => {
+                    tracing::warn!(%error, retry_in_s = after.as_secs(), "will retry")
+                }
+                Outcome::Released => tracing::info!("released for another worker"),
+                Outcome::LeaseLost => tracing::warn!("lease lost; another worker owns this file"),
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn pipeline(&self, file: &ClaimedFile, lease: &Lease, usage: &mut Usage) -> Result<usize, JobError> {
+        let bytes = self.storage.get(&file.storage_bucket, &file.storage_path).await?;
+        let name = file.original_name.clone();
+        let mime = file.mime_type.clone();
+        let max_text = self.settings.extract.max_text_bytes;
+        let chunker = self.chunker.clone();
+        // Parsing and tokenising are CPU work: off the async threads, and a panic in a
+        // parser becomes this file's error instead of the worker's.
+        let chunked = tokio::task::spawn_blocking(move || {
+            extract::extract(&bytes, &name, mime.as_deref(), max_text).map(|doc| chunker.chunk(&doc))
+        })
+        .await
+        .map_err(|e| ExtractError::Panicked(e.to_string()))??;
+        tracing::debug!(chunks = chunked.chunks.len(), "extracted");
+
+        let inputs: Vec<&str> = chunked.chunks.iter().map(|c| c.content.as_str()).collect();
+        let counts: Vec<usize> = chunked.chunks.iter().map(|c| c.token_count as usize).collect();
+        let vectors = self.embedder.embed(&inputs, &counts, usage).await?;
+
+        let record = self.usage_record(file, lease, *usage, "completed");
+        store::complete_file(
+            self.queue.pool(),
+            lease,
+            file,
+            &chunked,
+            vectors,
+            self.embedder.model(),
+            &record,
+        )
+        .await?;
+        metrics::counter!("ragworker_chunks_total").increment(chunked.chunks.len() as u64);
+        metrics::counter!("ragworker_embedding_cost_microdollars_total")
+            .increment((usage.tokens as f64 * self.settings.embedding.price_per_million()).round() as u64);
+        Ok(chunked.chunks.len())
+    }
+
+    fn usage_record(&self, file: &ClaimedFile, lease: &Lease, usage: Usage, outcome: &str) -> UsageRecord<'_> {
+        UsageRecord {
+            user_id: file.user_id,
+            org_id: file.org_id,
+            conversation_id: file.conversation_id,
+            provider: &self.settings.embedding.provider,
+            model: self.embedder.model(),
+            price_per_million: self.settings.embedding.price_per_million(),
+            usage,
+            metadata: serde_json::json!({
+                "file_id": file.id,
+                "attempt": lease.attempt,
+                "worker_id": lease.worker_id.as_ref(),
+                "outcome": outcome,
+            }),
+        }
+    }
+
+    /// Records how the file ended. Tokens already paid for are recorded whatever the outcome:
+    /// money spent is money recorded.
+    async fn settle(
+        &self,
+        file: &ClaimedFile,
+        lease: &Lease,
+        result: Result<usize, JobError>,
+        usage: Usage,
+    ) -> Outcome {
+        let err = match result {
+            Ok(chunks) => {
+                return Outcome::Completed {
+                    chunks,
+                    tokens: usage.tokens,
+                }
+            }
+            Err(err) => err,
+        };
+        let message = err.to_string();
+        let settled: Result<Outcome, QueueError> = async {
+            match err.class() {
+                class @ (ErrorClass::Permanent | ErrorClass::Transient { .. }) => {
+                    // The status change and the usage row commit together.
+                    let mut tx = self.queue.pool().begin().await?;
+                    let outcome = match class {
+                        ErrorClass::Transient { retry_after } => {
+                            match self
+                                .queue
+                                .retry_or_give_up(&mut *tx, lease, &message, retry_after)
+                                .await?
+                            {
+                                RetryDecision::Later(after) => Outcome::Retrying {
+                                    error: message.clone(),
+                                    after,
+                                },
+                                RetryDecision::GiveUp => Outcome::Failed {
+                                    error: format!(
+                                        "gave up after {} attempts: {message}",
+                                        lease.attempt
+                                    ),
+                                },
+                            }
+                        }
+                        _ => {
+                            Queue::fail(&mut *tx, lease, &message).await?;
+                            Outcome::Failed {
+                                error: message.clone(),
+                            }
+                        }
+                    };
+                    if spent(&usage) {
+                        let record = self.usage_record(file, lease, usage, outcome.label());
+                        store::record_usage(&mut *tx, &record).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(outcome)
+                }
+                ErrorClass::Shutdown => {
+                    self.queue.release(lease).await?;
+                    self.record_spent(file, lease, usage, "released").await;
+                    Ok(Outcome::Released)
+                }
+                ErrorClass::LeaseLost => Err(QueueError::LeaseLost),
+            }
+        }
+        .await;
+        match settled {
+            Ok(outcome) => outcome,
+            Err(QueueError::LeaseLost) => {
+                // Another worker will redo (and pay for) this file; what this worker spent
+                // was still spent.
+                self.record_spent(file, lease, usage, "lease_lost").await;
+                Outcome::LeaseLost
+            }
+            Err(QueueError::Database(e)) => {
+                // The outcome could not be written (database down). The lease will expire and
+                // the file will be claimed again; nothing is lost.
+                tracing::error!(error = %e, "could not record the outcome; the file will be retried when its lease expires");
+                self.record_spent(file, lease, usage, "unrecorded").await;
+                Outcome::Retrying {
+                    error: format!("{message} (and the outcome could not be recorded: {e})"),
+                    after: self.queue.settings().lease(),
+                }
+            }
+        }
+    }
+
+    async fn record_spent(&self, file: &ClaimedFile, lease: &Lease, usage: Usage, outcome: &str) {
+        if !spent(&usage) {
+            return;
+        }
+        let record = self.usage_record(file, lease, usage, outcome);
+        if let Err(e) = store::record_usage(self.queue.pool(), &record).await {
+            tracing::error!(error = %e, tokens = usage.tokens, "could not record embedding usage");
+        }
+    }
+}
+
+/// Usage rows record money: only billed tokens make one (failed requests are not billed).
+fn spent(usage: &Usage) -> bool {
+    usage.tokens > 0
+}
+
+/// Extends the lease until aborted; cancels `lost` when another worker has the file.
+async fn heartbeat(queue: Queue, lease: Lease, lost: CancellationToken) {
+    let period = Duration::from_secs(queue.settings().heartbeat_secs);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tick.tick().await;
+        match queue.heartbeat(&lease).await {
+            Ok(()) => {}
+            Err(QueueError::LeaseLost) => {
+                lost.cancel();
+                return;
+            }
+            // A blip: keep trying; the lease has slack for a few missed beats.
+            Err(QueueError::Database(e)) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
