@@ -46,7 +46,8 @@ pub struct ChunkerError(String);
 
 impl Chunker {
     pub fn new(settings: &ChunkingSettings) -> Result<Self, ChunkerError> {
-        let tokenizer = Arc::new(tiktoken_rs::cl100k_base().map_err(|e| ChunkerError(e.to_string()))?);
+        let tokenizer =
+            Arc::new(tiktoken_rs::cl100k_base().map_err(|e| ChunkerError(e.to_string()))?);
         let config = || {
             ChunkConfig::new(settings.max_tokens)
                 .with_overlap(settings.overlap_tokens)
@@ -201,7 +202,12 @@ mod tests {
         let paths: Vec<&str> = hs.iter().map(|h| h.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["Guide", "Guide > Install", "Guide > Install > Linux", "Guide > Use"]
+            vec![
+                "Guide",
+                "Guide > Install",
+                "Guide > Install > Linux",
+                "Guide > Use"
+            ]
         );
     }
 
@@ -242,8 +248,10 @@ mod tests {
     #[test]
     fn markdown_chunks_carry_headings_and_skip_front_matter() {
         let c = chunker(40, 0);
-        let md = "---\ntitle: secret metadata\n---\n# Alpha\n\nFirst section body text.\n\n## Beta\n\n".to_string()
-            + &"Beta body sentence number one goes here. ".repeat(8);
+        let md =
+            "---\ntitle: secret metadata\n---\n# Alpha\n\nFirst section body text.\n\n## Beta\n\n"
+                .to_string()
+                + &"Beta body sentence number one goes here. ".repeat(8);
         let doc = Document {
             format: Format::Markdown,
             sections: vec![Section {
@@ -252,7 +260,10 @@ mod tests {
             }],
         };
         let out = c.chunk(&doc);
-        assert!(out.chunks.iter().all(|c| !c.content.contains("secret metadata")));
+        assert!(out
+            .chunks
+            .iter()
+            .all(|c| !c.content.contains("secret metadata")));
         assert_eq!(out.chunks[0].heading.as_deref(), Some("Alpha"));
         assert!(out.chunks[0].content.starts_with("# Alpha"));
         let last = out.chunks.last().unwrap();

@@ -178,15 +178,18 @@ impl Settings {
         Self::from_figment(figment)
     }
 
-    /// Defaults plus the given TOML overrides; for tests and embedding in other programs.
-    pub fn from_toml_overrides(overrides: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides)))
+    /// Defaults plus TOML layers (later wins); for tests and programs embedding ragworker.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Self, ConfigError> {
+        let figment = layers
+            .iter()
+            .fold(Figment::from(Toml::string(DEFAULT_TOML)), |f, layer| {
+                f.merge(Toml::string(layer))
+            });
+        Self::from_figment(figment)
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let settings: Settings = figment
-            .extract()
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -211,8 +214,7 @@ impl Settings {
                 self.embedding.dimensions
             ));
         }
-        if self.chunking.max_tokens == 0
-            || self.chunking.overlap_tokens >= self.chunking.max_tokens
+        if self.chunking.max_tokens == 0 || self.chunking.overlap_tokens >= self.chunking.max_tokens
         {
             return fail(format!(
                 "chunking.overlap_tokens ({}) must be smaller than chunking.max_tokens ({})",
@@ -226,7 +228,11 @@ impl Settings {
             ));
         }
         if self.embedding.max_inputs_per_request == 0
-            || self.embedding.max_tokens_per_request < self.embedding.max_input_tokens.min(self.chunking.max_tokens)
+            || self.embedding.max_tokens_per_request
+                < self
+                    .embedding
+                    .max_input_tokens
+                    .min(self.chunking.max_tokens)
         {
             return fail("embedding request limits are too small to send one chunk".into());
         }
@@ -259,7 +265,7 @@ mod tests {
 
     #[test]
     fn defaults_parse_and_match_openai_limits() {
-        let s = Settings::from_toml_overrides("").unwrap();
+        let s = Settings::from_toml_layers(&[]).unwrap();
         assert_eq!(s.embedding.model, "text-embedding-3-small");
         assert_eq!(s.embedding.dimensions, 1536);
         assert_eq!(s.embedding.max_inputs_per_request, 2048);
@@ -270,21 +276,23 @@ mod tests {
 
     #[test]
     fn overrides_win_and_are_validated() {
-        let s = Settings::from_toml_overrides(
-            "[embedding]\nmodel = \"text-embedding-ada-002\"\ndimensions = 384",
-        )
+        let s = Settings::from_toml_layers(&[
+            "[embedding]\nmodel = \"text-embedding-ada-002\"",
+            "[embedding]\ndimensions = 384",
+        ])
         .unwrap();
         assert!(!s.embedding.sends_dimensions());
         assert_eq!(s.embedding.price_per_million(), 0.10);
-        let err = Settings::from_toml_overrides("[embedding]\ndimensions = 5000").unwrap_err();
+        let err = Settings::from_toml_layers(&["[embedding]\ndimensions = 5000"]).unwrap_err();
         assert!(err.to_string().contains("outside 1..4000"), "{err}");
         let err =
-            Settings::from_toml_overrides("[chunking]\nmax_tokens = 100\noverlap_tokens = 100")
+            Settings::from_toml_layers(&["[chunking]\nmax_tokens = 100\noverlap_tokens = 100"])
                 .unwrap_err();
         assert!(err.to_string().contains("overlap_tokens"), "{err}");
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's own test API
     fn environment_layers_use_standard_names_and_prefix() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "postgres://u:secret@db/app");

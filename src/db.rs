@@ -67,10 +67,11 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
     if !missing.is_empty() {
         return Err(PreflightError::NotMigrated(missing.join(", ")));
     }
-    let applied: Vec<i64> = sqlx::query_scalar("select version from _sqlx_migrations where success")
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("select version from _sqlx_migrations where success")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
     if MIGRATOR.iter().any(|m| !applied.contains(&m.version)) {
         return Err(PreflightError::MigrationsPending);
     }

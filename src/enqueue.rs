@@ -52,7 +52,13 @@ pub async fn enqueue_file(
     // Supabase Storage convention: objects under the owner's folder. Keys must be ASCII there.
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let key = format!("{}/{id}/{safe}", owner.user_id);
     let mime = mime_for(&name);

@@ -82,7 +82,10 @@ fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
         (b"\x1f\x8b", "gzip archive"),
         (b"\x7fELF", "ELF executable"),
         (b"MZ", "Windows executable"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Microsoft Office document"),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+            "legacy Microsoft Office document",
+        ),
         (b"Rar!", "RAR archive"),
         (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
         (b"ID3", "MP3 audio"),
@@ -232,11 +235,21 @@ mod tests {
 
     #[test]
     fn detects_by_bytes_not_by_name() {
-        assert_eq!(detect(b"%PDF-1.4\n...", "notes.txt", None).unwrap(), Format::Pdf);
-        let err = detect(b"\x89PNG\r\n\x1a\n\0\0", "report.pdf", Some("application/pdf"))
-            .unwrap_err();
+        assert_eq!(
+            detect(b"%PDF-1.4\n...", "notes.txt", None).unwrap(),
+            Format::Pdf
+        );
+        let err = detect(
+            b"\x89PNG\r\n\x1a\n\0\0",
+            "report.pdf",
+            Some("application/pdf"),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "unsupported file type: PNG image");
-        assert_eq!(detect(b"# Title\n", "a.md", None).unwrap(), Format::Markdown);
+        assert_eq!(
+            detect(b"# Title\n", "a.md", None).unwrap(),
+            Format::Markdown
+        );
         assert_eq!(
             detect(b"# Title\n", "a", Some("text/markdown")).unwrap(),
             Format::Markdown
@@ -264,7 +277,13 @@ mod tests {
         let err = extract(b"  \n\n ", "empty.txt", None, 100).unwrap_err();
         assert_eq!(err.to_string(), "the document contains no text");
         let err = extract(&[b'a'; 200], "big.txt", None, 100).unwrap_err();
-        assert!(matches!(err, ExtractError::TooLarge { size: 200, max: 100 }));
+        assert!(matches!(
+            err,
+            ExtractError::TooLarge {
+                size: 200,
+                max: 100
+            }
+        ));
     }
 
     #[test]

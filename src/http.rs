@@ -41,7 +41,10 @@ pub async fn serve(listen: &str, pool: PgPool) -> std::io::Result<tokio::task::J
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { s.metrics.render() }),
+        )
         .with_state(state);
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -96,9 +96,13 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             let _http = if settings.http.listen.is_empty() {
                 None
             } else {
-                Some(http::serve(&settings.http.listen, pool).await.with_context(|| {
-                    format!("cannot listen on {} (http.listen)", settings.http.listen)
-                })?)
+                Some(
+                    http::serve(&settings.http.listen, pool)
+                        .await
+                        .with_context(|| {
+                            format!("cannot listen on {} (http.listen)", settings.http.listen)
+                        })?,
+                )
             };
             service::run(worker, shutdown_signal()).await;
         }
@@ -157,7 +161,10 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 println!("no matching passages");
             }
             for (rank, hit) in hits.iter().enumerate() {
-                let page = hit.page_number.map(|p| format!(", page {p}")).unwrap_or_default();
+                let page = hit
+                    .page_number
+                    .map(|p| format!(", page {p}"))
+                    .unwrap_or_default();
                 let heading = hit
                     .heading
                     .as_deref()
@@ -185,7 +192,8 @@ async fn start_worker(
     db::preflight(&pool, &settings.embedding)
         .await
         .context("refusing to claim files")?;
-    let worker = ragworker::build_worker(settings.clone(), pool, ragworker::default_worker_id()).await?;
+    let worker =
+        ragworker::build_worker(settings.clone(), pool, ragworker::default_worker_id()).await?;
     worker
         .storage
         .check_bucket(&settings.storage.bucket)

@@ -62,7 +62,11 @@ impl InFlight {
 
     /// Claims as many files as there are free slots; returns how many were claimed.
     async fn fill(&mut self, worker: &Arc<Worker>) -> Result<usize, sqlx::Error> {
-        let free = worker.settings.worker.concurrency.saturating_sub(self.jobs.len());
+        let free = worker
+            .settings
+            .worker
+            .concurrency
+            .saturating_sub(self.jobs.len());
         if free == 0 {
             return Ok(0);
         }
@@ -71,7 +75,8 @@ impl InFlight {
         for (file, lease) in claimed {
             let worker = worker.clone();
             let stop = self.stop.clone();
-            self.jobs.spawn(async move { worker.process(file, lease, stop).await });
+            self.jobs
+                .spawn(async move { worker.process(file, lease, stop).await });
         }
         Ok(n)
     }
@@ -89,7 +94,11 @@ impl InFlight {
     /// files back to `pending`.
     async fn drain(&mut self, grace: Duration) {
         if !self.jobs.is_empty() {
-            tracing::info!(in_flight = self.jobs.len(), grace_s = grace.as_secs(), "waiting for in-flight files");
+            tracing::info!(
+                in_flight = self.jobs.len(),
+                grace_s = grace.as_secs(),
+                "waiting for in-flight files"
+            );
         }
         let deadline = tokio::time::sleep(grace);
         tokio::pin!(deadline);
@@ -118,7 +127,11 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
-    tracing::info!(worker_id = worker.queue.worker_id(), concurrency = settings.worker.concurrency, "ragworker running");
+    tracing::info!(
+        worker_id = worker.queue.worker_id(),
+        concurrency = settings.worker.concurrency,
+        "ragworker running"
+    );
 
     loop {
         // Claim until the queue is empty or every slot is busy.
@@ -155,7 +168,9 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
         }
     }
     tracing::info!("shutdown requested: no new claims");
-    in_flight.drain(Duration::from_secs(settings.worker.shutdown_grace_secs)).await;
+    in_flight
+        .drain(Duration::from_secs(settings.worker.shutdown_grace_secs))
+        .await;
     in_flight.summary
 }
 
@@ -220,14 +235,15 @@ async fn recv(listener: &mut Option<PgListener>) -> bool {
 
 /// Queue depth by status, for /metrics.
 pub async fn update_queue_gauges(worker: &Worker) {
-    let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
-        "select processing_status::text, count(*) from files group by 1",
-    )
-    .fetch_all(worker.queue.pool())
-    .await;
+    let rows: Result<Vec<(String, i64)>, _> =
+        sqlx::query_as("select processing_status::text, count(*) from files group by 1")
+            .fetch_all(worker.queue.pool())
+            .await;
     if let Ok(rows) = rows {
-        let mut counts: BTreeMap<&str, i64> =
-            ["pending", "processing", "completed", "failed"].into_iter().map(|s| (s, 0)).collect();
+        let mut counts: BTreeMap<&str, i64> = ["pending", "processing", "completed", "failed"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
         for (status, n) in &rows {
             if let Some(c) = counts.get_mut(status.as_str()) {
                 *c = *n;

@@ -25,13 +25,19 @@ pub struct UsageRecord<'a> {
 
 /// Inserts one usage_logs row; `cost_usd` = tokens × price / 1e6, computed in numeric so it
 /// is exact to the tenth decimal.
-pub async fn record_usage<'e>(executor: impl PgExecutor<'e>, record: &UsageRecord<'_>) -> Result<(), sqlx::Error> {
+pub async fn record_usage<'e>(
+    executor: impl PgExecutor<'e>,
+    record: &UsageRecord<'_>,
+) -> Result<(), sqlx::Error> {
     let mut metadata = record.metadata.clone();
     if let Some(map) = metadata.as_object_mut() {
         map.insert("requests".into(), record.usage.requests.into());
         map.insert("retries".into(), record.usage.retries.into());
         map.insert("rate_limited".into(), record.usage.rate_limited.into());
-        map.insert("price_per_million_usd".into(), record.price_per_million.into());
+        map.insert(
+            "price_per_million_usd".into(),
+            record.price_per_million.into(),
+        );
     }
     sqlx::query(
         "insert into usage_logs (user_id, org_id, conversation_id, action, provider, model,
@@ -67,7 +73,13 @@ pub async fn complete_file(
     assert_eq!(chunks.len(), vectors.len(), "one vector per chunk");
     let mut tx = pool.begin().await?;
     // The fenced status change goes first: if the lease is gone, nothing else is written.
-    Queue::complete(&mut *tx, lease, &chunked.extracted_text, chunks.len() as i32).await?;
+    Queue::complete(
+        &mut *tx,
+        lease,
+        &chunked.extracted_text,
+        chunks.len() as i32,
+    )
+    .await?;
     sqlx::query("delete from document_chunks where file_id = $1")
         .bind(file.id)
         .execute(&mut *tx)

@@ -21,10 +21,18 @@ use crate::store::{self, UsageRecord};
 /// How processing one file ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Completed { chunks: usize, tokens: u64 },
-    Failed { error: String },
+    Completed {
+        chunks: usize,
+        tokens: u64,
+    },
+    Failed {
+        error: String,
+    },
     /// Transient failure; the file is pending again, eligible after the delay.
-    Retrying { error: String, after: Duration },
+    Retrying {
+        error: String,
+        after: Duration,
+    },
     /// Handed back on shutdown without spending an attempt.
     Released,
     /// Another worker owns the file now; nothing was written for it.
@@ -59,12 +67,20 @@ impl Worker {
             return Ok(None);
         };
         let id = file.id;
-        Ok(Some((id, self.process(file, lease, CancellationToken::new()).await)))
+        Ok(Some((
+            id,
+            self.process(file, lease, CancellationToken::new()).await,
+        )))
     }
 
     /// Processes a claimed file and records the outcome. `stop` cancels the work (shutdown
     /// past its grace period); the file is then released, not failed.
-    pub async fn process(&self, file: ClaimedFile, lease: Lease, stop: CancellationToken) -> Outcome {
+    pub async fn process(
+        &self,
+        file: ClaimedFile,
+        lease: Lease,
+        stop: CancellationToken,
+    ) -> Outcome {
         let span = tracing::info_span!("file", file.id = %file.id, attempt = lease.attempt);
         async move {
             tracing::info!(name = %file.original_name, "processing");
@@ -86,7 +102,9 @@ impl Worker {
             let outcome = self.settle(&file, &lease, result, usage).await;
             metrics::counter!("ragworker_files_total", "outcome" => outcome.label()).increment(1);
             match &outcome {
-                Outcome::Completed { chunks, tokens } => tracing::info!(chunks, tokens, "completed"),
+                Outcome::Completed { chunks, tokens } => {
+                    tracing::info!(chunks, tokens, "completed")
+                }
                 Outcome::Failed { error } => tracing::warn!(%error, "failed"),
                 Outcome::Retrying { error, after } => {
                     tracing::warn!(%error, retry_in_s = after.as_secs(), "will retry")
@@ -100,8 +118,16 @@ impl Worker {
         .await
     }
 
-    async fn pipeline(&self, file: &ClaimedFile, lease: &Lease, usage: &mut Usage) -> Result<usize, JobError> {
-        let bytes = self.storage.get(&file.storage_bucket, &file.storage_path).await?;
+    async fn pipeline(
+        &self,
+        file: &ClaimedFile,
+        lease: &Lease,
+        usage: &mut Usage,
+    ) -> Result<usize, JobError> {
+        let bytes = self
+            .storage
+            .get(&file.storage_bucket, &file.storage_path)
+            .await?;
         let name = file.original_name.clone();
         let mime = file.mime_type.clone();
         let max_text = self.settings.extract.max_text_bytes;
@@ -109,14 +135,19 @@ impl Worker {
         // Parsing and tokenising are CPU work: off the async threads, and a panic in a
         // parser becomes this file's error instead of the worker's.
         let chunked = tokio::task::spawn_blocking(move || {
-            extract::extract(&bytes, &name, mime.as_deref(), max_text).map(|doc| chunker.chunk(&doc))
+            extract::extract(&bytes, &name, mime.as_deref(), max_text)
+                .map(|doc| chunker.chunk(&doc))
         })
         .await
         .map_err(|e| ExtractError::Panicked(e.to_string()))??;
         tracing::debug!(chunks = chunked.chunks.len(), "extracted");
 
         let inputs: Vec<&str> = chunked.chunks.iter().map(|c| c.content.as_str()).collect();
-        let counts: Vec<usize> = chunked.chunks.iter().map(|c| c.token_count as usize).collect();
+        let counts: Vec<usize> = chunked
+            .chunks
+            .iter()
+            .map(|c| c.token_count as usize)
+            .collect();
         let vectors = self.embedder.embed(&inputs, &counts, usage).await?;
 
         let record = self.usage_record(file, lease, *usage, "completed");
@@ -131,12 +162,19 @@ impl Worker {
         )
         .await?;
         metrics::counter!("ragworker_chunks_total").increment(chunked.chunks.len() as u64);
-        metrics::counter!("ragworker_embedding_cost_microdollars_total")
-            .increment((usage.tokens as f64 * self.settings.embedding.price_per_million()).round() as u64);
+        metrics::counter!("ragworker_embedding_cost_microdollars_total").increment(
+            (usage.tokens as f64 * self.settings.embedding.price_per_million()).round() as u64,
+        );
         Ok(chunked.chunks.len())
     }
 
-    fn usage_record(&self, file: &ClaimedFile, lease: &Lease, usage: Usage, outcome: &str) -> UsageRecord<'_> {
+    fn usage_record(
+        &self,
+        file: &ClaimedFile,
+        lease: &Lease,
+        usage: Usage,
+        outcome: &str,
+    ) -> UsageRecord<'_> {
         UsageRecord {
             user_id: file.user_id,
             org_id: file.org_id,

@@ -46,12 +46,11 @@ impl RateLimitHeaders {
     /// longer of the two resets (the exhausted limit is the one that resets later or the
     /// only one reported).
     pub fn wait_hint(&self) -> Option<Duration> {
-        self.retry_after.or_else(|| {
-            match (self.reset_requests, self.reset_tokens) {
+        self.retry_after
+            .or_else(|| match (self.reset_requests, self.reset_tokens) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
-            }
-        })
+            })
     }
 }
 
@@ -102,7 +101,10 @@ mod tests {
         assert_eq!(parse_reset("1s"), Some(Duration::from_secs(1)));
         assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(360)));
         assert_eq!(parse_reset("20ms"), Some(Duration::from_millis(20)));
-        assert_eq!(parse_reset("1h2m3.5s"), Some(Duration::from_secs_f64(3723.5)));
+        assert_eq!(
+            parse_reset("1h2m3.5s"),
+            Some(Duration::from_secs_f64(3723.5))
+        );
         assert_eq!(parse_reset("0.5s"), Some(Duration::from_millis(500)));
         assert_eq!(parse_reset("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_reset("soon"), None);
@@ -113,16 +115,28 @@ mod tests {
     #[test]
     fn retry_after_wins_then_longest_reset() {
         let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-reset-requests", HeaderValue::from_static("200ms"));
+        h.insert(
+            "x-ratelimit-reset-requests",
+            HeaderValue::from_static("200ms"),
+        );
         h.insert("x-ratelimit-reset-tokens", HeaderValue::from_static("6m0s"));
-        h.insert("x-ratelimit-limit-tokens", HeaderValue::from_static("1000000"));
-        h.insert("x-ratelimit-remaining-tokens", HeaderValue::from_static("999"));
+        h.insert(
+            "x-ratelimit-limit-tokens",
+            HeaderValue::from_static("1000000"),
+        );
+        h.insert(
+            "x-ratelimit-remaining-tokens",
+            HeaderValue::from_static("999"),
+        );
         let parsed = RateLimitHeaders::parse(&h);
         assert_eq!(parsed.wait_hint(), Some(Duration::from_secs(360)));
         assert_eq!(parsed.limit_tokens, Some(1_000_000));
         assert_eq!(parsed.remaining_tokens, Some(999));
         h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(RateLimitHeaders::parse(&h).wait_hint(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            RateLimitHeaders::parse(&h).wait_hint(),
+            Some(Duration::from_secs(3))
+        );
         h.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(
             RateLimitHeaders::parse(&h).wait_hint(),

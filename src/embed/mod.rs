@@ -145,7 +145,11 @@ pub struct Usage {
 
 /// Splits inputs into consecutive requests that respect both the input-count and the
 /// token limits of one request.
-pub fn plan_batches(token_counts: &[usize], max_inputs: usize, max_tokens: usize) -> Vec<Range<usize>> {
+pub fn plan_batches(
+    token_counts: &[usize],
+    max_inputs: usize,
+    max_tokens: usize,
+) -> Vec<Range<usize>> {
     let mut batches = Vec::new();
     let mut start = 0;
     let mut tokens = 0;
@@ -163,6 +167,9 @@ pub fn plan_batches(token_counts: &[usize], max_inputs: usize, max_tokens: usize
     }
     batches
 }
+
+/// A 200 answer: vectors with their `index`, and the tokens the provider billed.
+type Answer = (Vec<(u32, Vec<f16>)>, u64);
 
 /// Client for one configured model.
 #[derive(Clone)]
@@ -183,7 +190,8 @@ impl Embedder {
             .with_api_key(settings.api_key.expose_secret());
         // Our own transport replaces async-openai's built-in retry layer: retries happen
         // below in `request_with_retries`, where they are counted and bounded per request.
-        let client = Client::with_config(config).with_http_service(transport::ProviderService::new(http));
+        let client =
+            Client::with_config(config).with_http_service(transport::ProviderService::new(http));
         Ok(Self {
             client,
             settings: settings.clone(),
@@ -252,24 +260,20 @@ impl Embedder {
         usage.retries += retries;
         usage.rate_limited += rate_limited;
         usage.requests += retries;
-        let (vectors, tokens) = match result {
-            Ok(ok) => ok,
-            Err(e) => {
-                usage.requests += 1;
-                if e.is_rate_limit() {
-                    usage.rate_limited += 1;
-                }
-                return Err(e);
-            }
-        };
         usage.requests += 1;
+        let (indexed, tokens) = result.inspect_err(|e| {
+            if e.is_rate_limit() {
+                usage.rate_limited += 1;
+            }
+        })?;
+        // Billed as soon as the provider answered 200, even if the body turns out unusable.
         usage.tokens += tokens;
-        Ok(vectors)
+        metrics::counter!("ragworker_embedding_tokens_total").increment(tokens);
+        order_by_index(indexed, texts.len(), self.settings.dimensions as usize)
     }
 
-    /// One HTTP request; returns vectors in input order and the tokens billed.
-    async fn request(&self, texts: Vec<String>) -> Result<(Vec<HalfVector>, u64), EmbedError> {
-        let n = texts.len();
+    /// One HTTP request; returns the vectors with their `index` and the tokens billed.
+    async fn request(&self, texts: Vec<String>) -> Result<Answer, EmbedError> {
         let request = CreateEmbeddingRequest {
             model: self.settings.model.clone(),
             input: EmbeddingInput::StringArray(texts),
@@ -285,42 +289,44 @@ impl Embedder {
         };
         let started = Instant::now();
         let embeddings = self.client.embeddings();
-        let outcome: Result<(Vec<(u32, Vec<f16>)>, u64), EmbedError> =
-            match self.settings.encoding_format {
-                EncodingFormat::Base64 => match embeddings.create_base64(request).await {
-                    Ok(resp) => resp
-                        .data
+        let outcome: Result<Answer, EmbedError> = match self.settings.encoding_format {
+            EncodingFormat::Base64 => match embeddings.create_base64(request).await {
+                Ok(resp) => resp
+                    .data
+                    .into_iter()
+                    .map(|e| decode_base64(&e.embedding.0).map(|v| (e.index, v)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| (v, u64::from(resp.usage.prompt_tokens))),
+                Err(e) => Err(e.into()),
+            },
+            EncodingFormat::Float => match embeddings.create(request).await {
+                Ok(resp) => Ok((
+                    resp.data
                         .into_iter()
-                        .map(|e| decode_base64(&e.embedding.0).map(|v| (e.index, v)))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map(|v| (v, u64::from(resp.usage.prompt_tokens))),
-                    Err(e) => Err(e.into()),
-                },
-                EncodingFormat::Float => match embeddings.create(request).await {
-                    Ok(resp) => Ok((
-                        resp.data
-                            .into_iter()
-                            .map(|e| (e.index, e.embedding.iter().map(|&x| f16::from_f32(x)).collect()))
-                            .collect(),
-                        u64::from(resp.usage.prompt_tokens),
-                    )),
-                    Err(e) => Err(e.into()),
-                },
-            };
+                        .map(|e| {
+                            (
+                                e.index,
+                                e.embedding.iter().map(|&x| f16::from_f32(x)).collect(),
+                            )
+                        })
+                        .collect(),
+                    u64::from(resp.usage.prompt_tokens),
+                )),
+                Err(e) => Err(e.into()),
+            },
+        };
         let label = match &outcome {
             Ok(_) => "ok",
             Err(EmbedError::Api { status: 429, .. }) => "rate_limited",
             Err(_) => "error",
         };
-        metrics::histogram!("ragworker_embedding_request_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("ragworker_embedding_request_seconds")
+            .record(started.elapsed().as_secs_f64());
         metrics::counter!("ragworker_embedding_requests_total", "outcome" => label).increment(1);
         if label == "rate_limited" {
             metrics::counter!("ragworker_embedding_rate_limited_total").increment(1);
         }
-        let (indexed, tokens) = outcome?;
-        let vectors = order_by_index(indexed, n, self.settings.dimensions as usize)?;
-        metrics::counter!("ragworker_embedding_tokens_total").increment(tokens);
-        Ok((vectors, tokens))
+        outcome
     }
 }
 
@@ -346,10 +352,14 @@ pub fn order_by_index(
             )));
         }
         let slot = slots.get_mut(index as usize).ok_or_else(|| {
-            EmbedError::BadResponse(format!("embedding index {index} out of range for {expected} inputs"))
+            EmbedError::BadResponse(format!(
+                "embedding index {index} out of range for {expected} inputs"
+            ))
         })?;
         if slot.replace(HalfVector::from(vector)).is_some() {
-            return Err(EmbedError::BadResponse(format!("embedding index {index} appears twice")));
+            return Err(EmbedError::BadResponse(format!(
+                "embedding index {index} appears twice"
+            )));
         }
     }
     // Every slot is filled: the count matched and no index repeated.
@@ -362,7 +372,9 @@ fn decode_base64(encoded: &str) -> Result<Vec<f16>, EmbedError> {
         .decode(encoded)
         .map_err(|e| EmbedError::BadResponse(format!("invalid base64 embedding: {e}")))?;
     if bytes.len() % 4 != 0 {
-        return Err(EmbedError::BadResponse("base64 embedding is not a whole number of f32 values".into()));
+        return Err(EmbedError::BadResponse(
+            "base64 embedding is not a whole number of f32 values".into(),
+        ));
     }
     Ok(bytes
         .chunks_exact(4)
@@ -397,7 +409,10 @@ mod tests {
         assert_eq!(out[0].to_vec()[0], f16::from_f32(0.0));
         assert_eq!(out[1].to_vec()[0], f16::from_f32(1.0));
         let err = order_by_index(vec![(0, v(0.0))], 2, 2).unwrap_err();
-        assert!(err.to_string().contains("1 embeddings for 2 inputs"), "{err}");
+        assert!(
+            err.to_string().contains("1 embeddings for 2 inputs"),
+            "{err}"
+        );
         let err = order_by_index(vec![(0, vec![f16::ZERO; 3])], 1, 2).unwrap_err();
         assert!(err.to_string().contains("dimension 3"), "{err}");
         let err = order_by_index(vec![(0, v(0.0)), (0, v(0.0))], 2, 2).unwrap_err();
@@ -408,7 +423,10 @@ mod tests {
 
     #[test]
     fn base64_decodes_little_endian_f32() {
-        let raw: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let raw: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
         assert_eq!(
             decode_base64(&encoded).unwrap(),
@@ -429,17 +447,29 @@ mod tests {
             retry_after: Some(Duration::from_secs(7)),
         };
         assert_eq!(api(429, Some("rate_limit_exceeded")).class(), later);
-        assert_eq!(api(429, Some("insufficient_quota")).class(), ErrorClass::Permanent);
+        assert_eq!(
+            api(429, Some("insufficient_quota")).class(),
+            ErrorClass::Permanent
+        );
         assert_eq!(api(500, None).class(), later);
         assert_eq!(api(503, None).class(), later);
-        assert_eq!(api(401, Some("invalid_api_key")).class(), ErrorClass::Permanent);
+        assert_eq!(
+            api(401, Some("invalid_api_key")).class(),
+            ErrorClass::Permanent
+        );
         assert_eq!(api(403, None).class(), ErrorClass::Permanent);
-        assert_eq!(api(400, Some("context_length_exceeded")).class(), ErrorClass::Permanent);
+        assert_eq!(
+            api(400, Some("context_length_exceeded")).class(),
+            ErrorClass::Permanent
+        );
         assert_eq!(
             EmbedError::Network("timed out".into()).class(),
             ErrorClass::Transient { retry_after: None }
         );
-        assert_eq!(EmbedError::BadResponse("x".into()).class(), ErrorClass::Permanent);
+        assert_eq!(
+            EmbedError::BadResponse("x".into()).class(),
+            ErrorClass::Permanent
+        );
         assert_eq!(
             api(429, Some("insufficient_quota")).to_string(),
             "embedding API returned HTTP 429 (insufficient_quota): m"

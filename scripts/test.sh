@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, starts PostgreSQL+pgvector and an S3
+# server on loopback, checks formatting and lints, then runs every test with cargo-nextest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ragworker/target}"
+export CARGO_TERM_COLOR=never
+
+source scripts/services.sh
+start_postgres
+start_s3
+
+echo "[test] cargo fmt --check" >&2
+cargo fmt --check
+echo "[test] cargo clippy --all-targets -- -D warnings" >&2
+cargo clippy --quiet --all-targets -- -D warnings
+echo "[test] building" >&2
+cargo build --quiet --all-targets
+cargo nextest run --no-fail-fast --failure-output final 2>&1

@@ -1,0 +1,159 @@
+//! What the embeddings provider does wrong, and what becomes of the file.
+
+use std::time::Duration;
+
+use ragworker::worker::Outcome;
+use uuid::Uuid;
+
+use crate::support::{Fault, TestEnv};
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_and_accounted() {
+    let env = TestEnv::start().await;
+    env.fake.push_faults([
+        Fault::RateLimit {
+            reset: Duration::from_millis(300),
+        },
+        Fault::ServerError,
+    ]);
+    let id = env.enqueue(Uuid::new_v4(), "guide.md").await;
+    let started = std::time::Instant::now();
+    let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    // The 429 said 300 ms; retrying sooner would only earn another 429.
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(env.file(id).await.status, "completed");
+    assert_eq!(env.fake.requests(), 3);
+    let (tokens, metadata): (i64, serde_json::Value) =
+        sqlx::query_as("select tokens_used, metadata from usage_logs")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(tokens as u64, env.fake.billed_tokens());
+    assert_eq!(metadata["requests"], 3);
+    assert_eq!(metadata["retries"], 2);
+    assert_eq!(metadata["rate_limited"], 1);
+}
+
+#[tokio::test]
+async fn a_provider_outage_sends_the_file_back_to_the_queue_with_a_delay() {
+    let env = TestEnv::with_config("[embedding]\nmax_retries = 1").await;
+    env.fake
+        .push_faults([Fault::ServerError, Fault::ServerError]);
+    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Retrying { .. }), "{outcome:?}");
+    let row = env.file(id).await;
+    assert_eq!(row.status, "pending");
+    assert!(
+        row.last_error.as_deref().unwrap().contains("HTTP 500"),
+        "{:?}",
+        row.last_error
+    );
+    let delayed: bool =
+        sqlx::query_scalar("select next_attempt_at > now() from files where id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(delayed, "a transient failure is retried later, not at once");
+    // Not eligible yet...
+    assert!(env.worker.run_once().await.unwrap().is_none());
+    // ...and completes once its time has come.
+    sqlx::query("update files set next_attempt_at = now() where id = $1")
+        .bind(id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    let row = env.file(id).await;
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.last_error),
+        ("completed", 2, None)
+    );
+}
+
+#[tokio::test]
+async fn quota_and_auth_errors_fail_at_once_without_retrying() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    env.fake.push_faults([Fault::Quota]);
+    let quota = env.enqueue(user, "notes.txt").await;
+    env.worker.run_once().await.unwrap();
+    let row = env.file(quota).await;
+    assert_eq!(row.status, "failed");
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("embedding API returned HTTP 429 (insufficient_quota): You exceeded your current quota, please check your plan and billing details.")
+    );
+    assert_eq!(env.fake.requests(), 1, "quota errors are not retried");
+
+    env.fake.push_faults([Fault::Unauthorized]);
+    let auth = env.enqueue(user, "notes.txt").await;
+    env.worker.run_once().await.unwrap();
+    let row = env.file(auth).await;
+    assert_eq!(row.status, "failed");
+    assert!(row
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("HTTP 401 (invalid_api_key)"));
+    assert_eq!(env.fake.requests(), 2);
+}
+
+#[tokio::test]
+async fn malformed_responses_fail_the_file_clearly() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    env.fake.push_faults([Fault::WrongDimension]);
+    let wrong_dim = env.enqueue(user, "notes.txt").await;
+    env.worker.run_once().await.unwrap();
+    let row = env.file(wrong_dim).await;
+    assert_eq!(row.status, "failed");
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("embedding API returned an unusable response: embedding of dimension 257, but embedding.dimensions is 256")
+    );
+    assert_eq!(env.chunk_count(wrong_dim).await, 0);
+    // The provider billed that request, so it is recorded even though the file failed.
+    let (tokens, outcome): (i64, String) = sqlx::query_as(
+        "select tokens_used, metadata->>'outcome' from usage_logs where metadata->>'file_id' = $1::text",
+    )
+    .bind(wrong_dim)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(tokens as u64, env.fake.billed_tokens());
+    assert_eq!(outcome, "failed");
+
+    env.fake.push_faults([Fault::MissingVector]);
+    let missing = env.enqueue(user, "guide.md").await;
+    env.worker.run_once().await.unwrap();
+    let row = env.file(missing).await;
+    assert_eq!(row.status, "failed");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("embeddings for"),
+        "{:?}",
+        row.last_error
+    );
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_and_are_retried() {
+    let env = TestEnv::with_config("[embedding]\nrequest_timeout_secs = 1").await;
+    env.fake.push_faults([Fault::Slow(Duration::from_secs(3))]);
+    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    let metadata: serde_json::Value =
+        sqlx::query_scalar("select metadata from usage_logs where metadata->>'file_id' = $1::text")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(metadata["retries"], 1);
+}

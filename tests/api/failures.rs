@@ -1,0 +1,106 @@
+//! Bad input: each file fails alone, with a last_error a user understands, and the worker
+//! goes on with the next file.
+
+use ragworker::worker::Outcome;
+use uuid::Uuid;
+
+use crate::support::TestEnv;
+
+#[tokio::test]
+async fn each_bad_fixture_fails_clearly_and_good_files_still_complete() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    let cases = [
+        ("corrupt.pdf", "corrupt or unreadable PDF"),
+        ("scanned.pdf", "no extractable text (scanned document?)"),
+        ("photo.png", "unsupported file type: PNG image"),
+        ("empty.txt", "the document contains no text"),
+    ];
+    let mut ids = Vec::new();
+    for (name, _) in &cases {
+        ids.push(env.enqueue(user, name).await);
+    }
+    let good = env.enqueue(user, "notes.txt").await;
+
+    let outcomes = env.drain().await;
+    assert_eq!(outcomes.len(), 5);
+    for (id, (name, expected)) in ids.iter().zip(cases) {
+        let row = env.file(*id).await;
+        assert_eq!(row.status, "failed", "{name}");
+        let error = row.last_error.unwrap_or_default();
+        assert!(error.starts_with(expected), "{name}: {error}");
+        assert_eq!(row.attempts, 1, "{name}: permanent errors are not retried");
+        assert!(row.processed);
+        assert_eq!(env.chunk_count(*id).await, 0);
+    }
+    assert_eq!(env.file(good).await.status, "completed");
+    // Nothing was sent to the paid API for the bad files, and nothing was billed for them.
+    assert_eq!(env.fake.requests(), 1);
+    assert_eq!(
+        env.count(
+            "select count(*) from usage_logs where metadata->>'file_id' <> $1::text",
+            good
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_missing_object_fails_with_its_bucket_and_path() {
+    let env = TestEnv::start().await;
+    let id: Uuid = sqlx::query_scalar(
+        "insert into files (user_id, original_name, storage_bucket, storage_path, mime_type)
+         values ($1, 'gone.pdf', $2, 'nobody/uploaded/this.pdf', 'application/pdf') returning id",
+    )
+    .bind(Uuid::new_v4())
+    .bind(&env.bucket)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
+    let row = env.file(id).await;
+    assert_eq!(row.status, "failed");
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some(&*format!(
+            "object not found in storage: bucket {:?}, path \"nobody/uploaded/this.pdf\"",
+            env.bucket
+        ))
+    );
+}
+
+#[tokio::test]
+async fn oversized_objects_and_text_are_refused_before_they_cost_anything() {
+    let env =
+        TestEnv::with_config("[storage]\nmax_object_bytes = 1000\n[extract]\nmax_text_bytes = 200")
+            .await;
+    let user = Uuid::new_v4();
+    let pdf = env.enqueue(user, "handbook.pdf").await; // 1.7 kB object
+    let txt = env.enqueue(user, "notes.txt").await; // under 1 kB, but over 200 bytes of text
+    env.drain().await;
+    let pdf_row = env.file(pdf).await;
+    assert_eq!(pdf_row.status, "failed");
+    assert!(
+        pdf_row
+            .last_error
+            .as_deref()
+            .unwrap()
+            .ends_with("over the 1000-byte limit (storage.max_object_bytes)"),
+        "{:?}",
+        pdf_row.last_error
+    );
+    let txt_row = env.file(txt).await;
+    assert_eq!(txt_row.status, "failed");
+    assert!(
+        txt_row
+            .last_error
+            .as_deref()
+            .unwrap()
+            .ends_with("over the 200-byte limit (extract.max_text_bytes)"),
+        "{:?}",
+        txt_row.last_error
+    );
+    assert_eq!(env.fake.requests(), 0);
+}

@@ -1,0 +1,11 @@
+//! Integration tests against real Postgres + pgvector, a real S3 server and the fake
+//! embeddings server. One binary, a module per feature.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod embedding_faults;
+mod failures;
+mod ingest;
+mod queue;
+mod rls;
