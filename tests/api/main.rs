@@ -9,3 +9,4 @@ mod failures;
 mod ingest;
 mod queue;
 mod rls;
+mod service;

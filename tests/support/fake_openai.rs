@@ -54,6 +54,8 @@ pub struct Stats {
 
 struct Inner {
     dimensions: usize,
+    /// Added to every answer, in milliseconds.
+    latency_ms: AtomicU64,
     faults: Mutex<VecDeque<Fault>>,
     stats: Stats,
 }
@@ -87,6 +89,7 @@ impl FakeOpenAi {
     pub async fn start(dimensions: usize) -> Self {
         let inner = Arc::new(Inner {
             dimensions,
+            latency_ms: AtomicU64::new(0),
             faults: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
         });
@@ -108,6 +111,13 @@ impl FakeOpenAi {
     /// Queues faults for the next requests, in order.
     pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
         self.inner.faults.lock().unwrap().extend(faults);
+    }
+
+    /// Makes every later answer this slow.
+    pub fn set_latency(&self, latency: Duration) {
+        self.inner
+            .latency_ms
+            .store(latency.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -182,6 +192,10 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
             "invalid_api_key",
             "Incorrect API key provided.",
         );
+    }
+    let latency = inner.latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let fault = inner.faults.lock().unwrap().pop_front();
     match &fault {

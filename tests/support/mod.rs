@@ -41,6 +41,9 @@ pub struct TestEnv {
     pub storage: S3Storage,
     pub bucket: String,
     pub database_url: String,
+    /// Holds the config file for `ragworker` processes; removed with the env.
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
 }
 
 /// Deep-merges TOML tables; `extra` wins.
@@ -62,11 +65,15 @@ impl TestEnv {
 
     /// `extra` is TOML layered over the test defaults.
     pub async fn with_config(extra: &str) -> Self {
-        let admin_url = required_env("RAGWORKER_TEST_DATABASE_URL");
+        Self::on_server(&required_env("RAGWORKER_TEST_DATABASE_URL"), extra).await
+    }
+
+    /// Like `with_config`, on the Postgres server at `admin_url` (a private cluster).
+    pub async fn on_server(admin_url: &str, extra: &str) -> Self {
         let s3 = required_env("RAGWORKER_TEST_S3_ENDPOINT");
         let suffix = Uuid::new_v4().simple().to_string();
         let db_name = format!("t_{suffix}");
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
+        let mut admin = sqlx::PgConnection::connect(admin_url)
             .await
             .expect("admin connection");
         // The name is generated from a UUID above, so formatting it in is safe.
@@ -130,7 +137,12 @@ listen = ""
             .await
             .expect("create test bucket");
         let worker = Arc::new(Self::build_worker(&settings, &pool, "test-worker-1").await);
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("ragworker.toml");
+        std::fs::write(&config_path, &config_toml).unwrap();
         Self {
+            dir,
+            config_path,
             settings,
             config_toml,
             pool,
@@ -205,12 +217,204 @@ listen = ""
         .await
     }
 
-    /// Writes the merged configuration for `ragworker --config`.
-    pub fn write_config(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("ragworker.toml");
-        std::fs::write(&path, &self.config_toml).unwrap();
-        path
+    /// A `ragworker` process on this env's configuration; stderr goes to `log_name` in the
+    /// env's directory. Killed if still running when dropped.
+    pub fn command(&self, args: &[&str], log_name: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ragworker"));
+        cmd.arg("--config").arg(&self.config_path).args(args);
+        // The test's own standard variables must not override the config file.
+        for var in [
+            "DATABASE_URL",
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+        ] {
+            cmd.env_remove(var);
+        }
+        let log = std::fs::File::create(self.dir.path().join(log_name)).unwrap();
+        cmd.stderr(log)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd
     }
+
+    pub fn log(&self, log_name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(log_name)).unwrap_or_default()
+    }
+
+    /// Writes `n` small distinct text documents and enqueues them.
+    pub async fn enqueue_generated(&self, user: Uuid, n: usize) -> Vec<Uuid> {
+        let words = [
+            "amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "harbor", "iris",
+            "juniper",
+        ];
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let path = self.dir.path().join(format!("doc-{i}.txt"));
+            let body = format!(
+                "Document {i} describes the {a} {b} survey number {i}. \
+                 The {c} team measured {i} samples near the {a} ridge and logged them carefully. \
+                 Results for sample set {i} were filed under {b} and {c}.",
+                a = words[i % 10],
+                b = words[(i / 10) % 10],
+                c = words[(i / 100) % 10],
+            );
+            std::fs::write(&path, body).unwrap();
+            ids.push(self.enqueue_path(user, &path).await);
+        }
+        ids
+    }
+
+    /// Asserts the whole-queue invariants after a drain: every file completed, exactly one
+    /// contiguous chunk set each, one usage row per completed processing.
+    pub async fn assert_all_completed_exactly_once(&self, ids: &[Uuid]) {
+        let not_completed: i64 = sqlx::query_scalar(
+            "select count(*) from files where id = any($1) and processing_status <> 'completed'",
+        )
+        .bind(ids)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(not_completed, 0, "every file completed");
+        let bad_chunk_sets: i64 = sqlx::query_scalar(
+            "select count(*) from files f
+             where f.id = any($1) and (
+               f.chunk_count <> (select count(*) from document_chunks c where c.file_id = f.id)
+               or f.chunk_count <> (select count(distinct chunk_index) from document_chunks c where c.file_id = f.id)
+               or (select max(chunk_index) from document_chunks c where c.file_id = f.id) <> f.chunk_count - 1)",
+        )
+        .bind(ids)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            bad_chunk_sets, 0,
+            "chunk sets are exact: no duplicates, no gaps"
+        );
+        let usage_rows: Vec<(String, i64)> = sqlx::query_as(
+            "select f.id::text, (select count(*) from usage_logs u
+                                 where u.metadata->>'file_id' = f.id::text
+                                   and u.metadata->>'outcome' = 'completed')
+             from files f where f.id = any($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        for (id, n) in usage_rows {
+            assert_eq!(
+                n, 1,
+                "file {id}: one usage row for its completed processing"
+            );
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `timeout` passes (then panics with `what`).
+/// For database state, which offers no signal to wait on.
+pub async fn wait_until<F, Fut>(timeout: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A private PostgreSQL cluster for tests that restart the server.
+pub struct PgCluster {
+    pub admin_url: String,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PgCluster {
+    const BIN: &'static str = "/usr/lib/postgresql/15/bin";
+
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("rw-pg-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let root = dir.path().display().to_string();
+        let d = data.display().to_string();
+        run_as_postgres(
+            &format!("chown -R postgres {root} && chmod 755 {root}"),
+            false,
+        );
+        run_as_postgres(
+            &format!(
+                "{}/initdb -D {d} -A trust -U postgres >/dev/null",
+                Self::BIN
+            ),
+            true,
+        );
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{root}'\nfsync = off\nsynchronous_commit = off\nmax_connections = 100\n"
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
+            .unwrap();
+        let cluster = Self {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            data,
+            _dir: dir,
+        };
+        cluster.ctl("start -w");
+        cluster
+    }
+
+    fn ctl(&self, action: &str) {
+        run_as_postgres(
+            &format!(
+                "{}/pg_ctl -D {} -l {}/log {action} >/dev/null",
+                Self::BIN,
+                self.data.display(),
+                self.data.display()
+            ),
+            true,
+        );
+    }
+
+    /// A fast shutdown (connections are cut) and start.
+    pub fn restart(&self) {
+        self.ctl("restart -m fast -w");
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.ctl("stop -m immediate");
+    }
+}
+
+fn run_as_postgres(script: &str, as_postgres: bool) {
+    let status = if as_postgres {
+        std::process::Command::new("su")
+            .args(["postgres", "-c", script])
+            .status()
+    } else {
+        std::process::Command::new("sh")
+            .args(["-c", script])
+            .status()
+    }
+    .unwrap();
+    assert!(status.success(), "{script} failed");
 }
 
 #[derive(Debug, sqlx::FromRow)]
