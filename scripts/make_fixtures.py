@@ -5,6 +5,7 @@ The PDFs are written object by object with a correct xref table, using the stand
 Helvetica font with WinAnsiEncoding, so any conforming reader (lopdf, poppler) extracts
 the same text. Run from the repository root: python3 scripts/make_fixtures.py
 """
+import hashlib
 import struct
 import zlib
 from pathlib import Path
@@ -12,9 +13,56 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-def pdf(pages, compress=False):
-    """pages: list of lists of text lines (an empty list makes a page with no text)."""
+# PDF standard security handler, revision 2 (RC4, 40-bit): PDF 1.7 spec, algorithms 3.1-3.4.
+PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
+FILE_ID = hashlib.md5(b"ragworker fixture").digest()
+PERMISSIONS = -44
+
+
+def rc4(key, data):
+    s = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(byte ^ s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+def security(user_password, owner_password):
+    """Returns (file key, /Encrypt dictionary body)."""
+    pad = lambda p: (p.encode("latin-1") + PAD)[:32]
+    o = rc4(hashlib.md5(pad(owner_password)).digest()[:5], pad(user_password))
+    key = hashlib.md5(pad(user_password) + o + struct.pack("<i", PERMISSIONS) + FILE_ID).digest()[:5]
+    u = rc4(key, PAD)
+    body = b"<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P %d >>" % (
+        o.hex().encode(), u.hex().encode(), PERMISSIONS)
+    return key, body
+
+
+def object_key(key, num):
+    return hashlib.md5(key + struct.pack("<i", num)[:3] + b"\x00\x00").digest()[:10]
+
+
+def pdf(pages, compress=False, user_password=None, owner_password="owner"):
+    """pages: list of lists of text lines (an empty list makes a page with no text).
+    With user_password (possibly ""), streams are RC4-encrypted as the standard handler does."""
     objects = []  # bodies, object number = index + 1
+    key = None
+    if user_password is not None:
+        key, encrypt_body = security(user_password, owner_password)
+
+    def stream_obj(data, extra=b""):
+        num = len(objects) + 1
+        if key is not None:
+            data = rc4(object_key(key, num), data)
+        return b"<< /Length %d%s >>\nstream\n" % (len(data), extra) + data + b"\nendstream"
 
     def add(body):
         objects.append(body)
@@ -36,10 +84,9 @@ def pdf(pages, compress=False):
             ops = [b"0.5 g", b"72 72 468 648 re f"]
         stream = b"\n".join(ops)
         if compress:
-            data = zlib.compress(stream)
-            content = add(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream")
+            content = add(stream_obj(zlib.compress(stream), b" /Filter /FlateDecode"))
         else:
-            content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+            content = add(stream_obj(stream))
         page = add(
             b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
             b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_obj, content, font)
@@ -55,11 +102,19 @@ def pdf(pages, compress=False):
     for i, body in enumerate(objects, start=1):
         offsets.append(len(out))
         out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    trailer_extra = b""
+    if key is not None:
+        offsets.append(len(out))
+        encrypt_num = len(objects) + 1
+        out += b"%d 0 obj\n" % encrypt_num + encrypt_body + b"\nendobj\n"
+        objects.append(encrypt_body)
+        trailer_extra = b" /Encrypt %d 0 R /ID [<%s> <%s>]" % (encrypt_num, FILE_ID.hex().encode(), FILE_ID.hex().encode())
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     for off in offsets:
         out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, catalog, xref)
+    out += b"trailer\n<< /Size %d /Root %d 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, catalog, trailer_extra, xref)
     return bytes(out)
 
 
@@ -102,6 +157,10 @@ def main():
     # A PDF cut off in its first object: the header is right, nothing after it is readable.
     (OUT / "corrupt.pdf").write_bytes(good[:60] + b"\x00garbage\xff" * 8)
     (OUT / "photo.png").write_bytes(png_1x1())
+    # Needs a password to open: must fail clearly.
+    (OUT / "encrypted.pdf").write_bytes(pdf(HANDBOOK[:1], user_password="secret"))
+    # Encrypted with an empty user password (owner restrictions only): must be read.
+    (OUT / "restricted.pdf").write_bytes(pdf(HANDBOOK[1:2], compress=True, user_password=""))
 
 
 if __name__ == "__main__":

@@ -157,3 +157,57 @@ async fn slow_answers_time_out_and_are_retried() {
             .unwrap();
     assert_eq!(metadata["retries"], 1);
 }
+
+#[tokio::test]
+async fn input_rejected_by_the_provider_fails_the_file() {
+    let env = TestEnv::start().await;
+    env.fake.push_faults([Fault::BadRequest]);
+    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    env.worker.run_once().await.unwrap();
+    let row = env.file(id).await;
+    assert_eq!(row.status, "failed");
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("embedding API returned HTTP 400 (invalid_input): '$.input' is invalid. Please check the API reference.")
+    );
+    assert_eq!(env.fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_transient() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::with_config(&format!(
+        "[embedding]\nbase_url = \"http://127.0.0.1:{closed}/v1\"\nmax_retries = 1"
+    ))
+    .await;
+    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Retrying { .. }), "{outcome:?}");
+    let row = env.file(id).await;
+    assert_eq!(row.status, "pending");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("embedding API unreachable"),
+        "{:?}",
+        row.last_error
+    );
+}
+
+#[tokio::test]
+async fn a_file_over_its_processing_time_limit_fails_instead_of_hanging() {
+    let env = TestEnv::with_config("[worker]\nprocessing_timeout_secs = 1").await;
+    env.fake.set_latency(Duration::from_secs(5));
+    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
+    assert_eq!(
+        env.file(id).await.last_error.as_deref(),
+        Some("processing took longer than the 1s limit (worker.processing_timeout_secs)")
+    );
+}

@@ -15,6 +15,7 @@ async fn each_bad_fixture_fails_clearly_and_good_files_still_complete() {
         ("scanned.pdf", "no extractable text (scanned document?)"),
         ("photo.png", "unsupported file type: PNG image"),
         ("empty.txt", "the document contains no text"),
+        ("encrypted.pdf", "the PDF is encrypted and needs a password"),
     ];
     let mut ids = Vec::new();
     for (name, _) in &cases {
@@ -23,7 +24,7 @@ async fn each_bad_fixture_fails_clearly_and_good_files_still_complete() {
     let good = env.enqueue(user, "notes.txt").await;
 
     let outcomes = env.drain().await;
-    assert_eq!(outcomes.len(), 5);
+    assert_eq!(outcomes.len(), 6);
     for (id, (name, expected)) in ids.iter().zip(cases) {
         let row = env.file(*id).await;
         assert_eq!(row.status, "failed", "{name}");
@@ -103,4 +104,50 @@ async fn oversized_objects_and_text_are_refused_before_they_cost_anything() {
         txt_row.last_error
     );
     assert_eq!(env.fake.requests(), 0);
+}
+
+#[tokio::test]
+async fn a_pdf_encrypted_with_an_empty_user_password_is_read() {
+    let env = TestEnv::start().await;
+    let id = env.enqueue(Uuid::new_v4(), "restricted.pdf").await;
+    env.drain().await;
+    let row = env.file(id).await;
+    assert_eq!(row.status, "completed", "{:?}", row.last_error);
+    assert!(row
+        .extracted_text
+        .unwrap()
+        .contains("The foghorn blasts for three seconds every thirty seconds in dense fog."));
+}
+
+#[tokio::test]
+async fn unreachable_storage_is_transient() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::start().await;
+    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    // Same database and bucket, but the storage endpoint now points at a closed port.
+    let mut settings = (*env.settings).clone();
+    settings.storage.endpoint = format!("http://127.0.0.1:{closed}");
+    let cut_off = ragworker::build_worker(
+        std::sync::Arc::new(settings),
+        env.pool.clone(),
+        "cut-off".into(),
+    )
+    .await
+    .unwrap();
+    let (_, outcome) = cut_off.run_once().await.unwrap().unwrap();
+    assert!(matches!(outcome, Outcome::Retrying { .. }), "{outcome:?}");
+    let row = env.file(id).await;
+    assert_eq!(row.status, "pending");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("storage unavailable"),
+        "{:?}",
+        row.last_error
+    );
 }

@@ -32,6 +32,8 @@ pub enum Fault {
     ServerError,
     /// 401 invalid_api_key.
     Unauthorized,
+    /// 400 invalid_request_error: the provider rejects the input.
+    BadRequest,
     /// Answer normally after a delay.
     Slow(Duration),
     /// 200 with vectors one element too long.
@@ -237,6 +239,14 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
                 "invalid_request_error",
                 "invalid_api_key",
                 "Incorrect API key provided.",
+            )
+        }
+        Some(Fault::BadRequest) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_input",
+                "'$.input' is invalid. Please check the API reference.",
             )
         }
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
