@@ -32,6 +32,18 @@ pub struct Chunked {
     pub chunks: Vec<Chunk>,
 }
 
+/// The cl100k_base tokenizer (OpenAI's embedding models), built once per process: loading
+/// its 100k-entry vocabulary takes a noticeable fraction of a second.
+pub fn cl100k() -> Result<Arc<CoreBPE>, String> {
+    static BPE: std::sync::OnceLock<Result<Arc<CoreBPE>, String>> = std::sync::OnceLock::new();
+    BPE.get_or_init(|| {
+        tiktoken_rs::cl100k_base()
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+}
+
 /// Chunker shared by all files in flight; building the tokenizer is the expensive part.
 #[derive(Clone)]
 pub struct Chunker {
@@ -46,8 +58,7 @@ pub struct ChunkerError(String);
 
 impl Chunker {
     pub fn new(settings: &ChunkingSettings) -> Result<Self, ChunkerError> {
-        let tokenizer =
-            Arc::new(tiktoken_rs::cl100k_base().map_err(|e| ChunkerError(e.to_string()))?);
+        let tokenizer = cl100k().map_err(ChunkerError)?;
         let config = || {
             ChunkConfig::new(settings.max_tokens)
                 .with_overlap(settings.overlap_tokens)

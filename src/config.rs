@@ -80,6 +80,13 @@ pub enum EncodingFormat {
     Float,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OversizeInput {
+    Split,
+    Reject,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmbeddingSettings {
     pub provider: String,
@@ -96,6 +103,12 @@ pub struct EmbeddingSettings {
     pub max_retries: usize,
     pub retry_min_delay_ms: u64,
     pub retry_max_delay_secs: u64,
+    pub requests_per_minute: u64,
+    pub tokens_per_minute: u64,
+    pub max_concurrent_requests: usize,
+    pub batch_linger_ms: u64,
+    pub oversize_input: OversizeInput,
+    pub halt_secs: u64,
     pub prices_per_million: BTreeMap<String, f64>,
 }
 

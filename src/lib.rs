@@ -46,10 +46,12 @@ pub async fn build_worker(
     pool: PgPool,
     worker_id: String,
 ) -> anyhow::Result<worker::Worker> {
+    let embedder = Arc::new(embed::Embedder::new(&settings.embedding)?);
     Ok(worker::Worker {
         queue: queue::Queue::new(pool, worker_id, settings.queue.clone()),
         storage: storage::S3Storage::from_settings(&settings.storage).await,
-        embedder: embed::Embedder::new(&settings.embedding)?,
+        batcher: embed::Batcher::spawn(embedder.clone()),
+        embedder,
         chunker: chunk::Chunker::new(&settings.chunking)?,
         settings,
     })

@@ -108,7 +108,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
         }
         Command::Backfill => {
             let worker = start_worker(&settings, pool.clone()).await?;
-            let summary = service::backfill(worker, shutdown_signal(), |_| {}).await?;
+            let summary = service::backfill(worker.clone(), shutdown_signal(), |_| {}).await?;
             let waiting: i64 = sqlx::query_scalar(
                 "select count(*) from files where processing_status = 'pending'",
             )
@@ -124,6 +124,10 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 summary.tokens,
                 waiting
             );
+            if let Some(err) = worker.embedder.halted() {
+                eprintln!("error: stopped early, the embedding provider refuses requests: {err}");
+                return Ok(ExitCode::from(2));
+            }
             if summary.failed > 0 {
                 return Ok(ExitCode::from(2));
             }

@@ -70,7 +70,7 @@ impl InFlight {
         if free == 0 {
             return Ok(0);
         }
-        let claimed = worker.queue.claim(free).await?;
+        let claimed = worker.claim(free).await?;
         let n = claimed.len();
         for (file, lease) in claimed {
             let worker = worker.clone();

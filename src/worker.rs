@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::chunk::Chunker;
 use crate::config::Settings;
-use crate::embed::{Embedder, Usage};
+use crate::embed::{Batcher, Embedder, Usage};
 use crate::error::{ErrorClass, JobError};
 use crate::extract::{self, ExtractError};
 use crate::queue::{ClaimedFile, Lease, Queue, QueueError, RetryDecision};
@@ -55,15 +55,27 @@ impl Outcome {
 pub struct Worker {
     pub queue: Queue,
     pub storage: S3Storage,
-    pub embedder: Embedder,
+    pub embedder: Arc<Embedder>,
+    /// Shared by all files this worker processes, so their chunks share requests.
+    pub batcher: Batcher,
     pub chunker: Chunker,
     pub settings: Arc<Settings>,
 }
 
 impl Worker {
+    /// Claims up to `limit` files, unless the embedding provider refused us (quota, auth):
+    /// files claimed now would only fail the same way.
+    pub async fn claim(&self, limit: usize) -> Result<Vec<(ClaimedFile, Lease)>, sqlx::Error> {
+        if let Some(err) = self.embedder.halted() {
+            tracing::warn!(error = %err, "not claiming files: the embedding provider refused requests");
+            return Ok(Vec::new());
+        }
+        self.queue.claim(limit).await
+    }
+
     /// Claims at most one file and processes it: the step tests drive without any loop.
     pub async fn run_once(&self) -> Result<Option<(Uuid, Outcome)>, sqlx::Error> {
-        let Some((file, lease)) = self.queue.claim(1).await?.into_iter().next() else {
+        let Some((file, lease)) = self.claim(1).await?.into_iter().next() else {
             return Ok(None);
         };
         let id = file.id;
@@ -148,7 +160,9 @@ impl Worker {
             .iter()
             .map(|c| c.token_count as usize)
             .collect();
-        let vectors = self.embedder.embed(&inputs, &counts, usage).await?;
+        let (vectors, spent) = self.batcher.embed(&inputs, &counts).await;
+        *usage += spent;
+        let vectors = vectors?;
 
         let record = self.usage_record(file, lease, *usage, "completed");
         store::complete_file(

@@ -1,10 +1,13 @@
 //! Embeddings through an OpenAI-compatible `/v1/embeddings` API (async-openai), with
 //! request packing, retries that honour the provider's rate-limit headers, and exact usage.
 
+mod batcher;
 mod headers;
+mod limiter;
 mod transport;
 
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_openai::config::OpenAIConfig;
@@ -18,14 +21,17 @@ use base64::Engine;
 use half::f16;
 use pgvector::HalfVector;
 use secrecy::ExposeSecret;
+use tiktoken_rs::CoreBPE;
 
+pub use batcher::Batcher;
 pub use headers::{parse_reset, RateLimitHeaders};
+pub use limiter::RateLimiter;
 pub use transport::ProviderFailure;
 
-use crate::config::{EmbeddingSettings, EncodingFormat};
+use crate::config::{EmbeddingSettings, EncodingFormat, OversizeInput};
 use crate::error::ErrorClass;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
     #[error("embedding API returned HTTP {status}{}: {message}", code_suffix(.code))]
     Api {
@@ -76,6 +82,16 @@ impl EmbedError {
             }
             EmbedError::Network(_) => ErrorClass::Transient { retry_after: None },
             EmbedError::BadResponse(_) | EmbedError::InputTooLong { .. } => ErrorClass::Permanent,
+        }
+    }
+
+    /// Quota and authentication errors: every later request would fail the same way.
+    fn halts_provider(&self) -> bool {
+        match self {
+            EmbedError::Api { status, code, .. } => {
+                *status == 401 || *status == 403 || code.as_deref() == Some("insufficient_quota")
+            }
+            _ => false,
         }
     }
 
@@ -143,6 +159,15 @@ pub struct Usage {
     pub rate_limited: u32,
 }
 
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Self) {
+        self.tokens += other.tokens;
+        self.requests += other.requests;
+        self.retries += other.retries;
+        self.rate_limited += other.rate_limited;
+    }
+}
+
 /// Splits inputs into consecutive requests that respect both the input-count and the
 /// token limits of one request.
 pub fn plan_batches(
@@ -168,14 +193,29 @@ pub fn plan_batches(
     batches
 }
 
+/// Inputs ready to send: over-long ones split into parts.
+pub struct Prepared {
+    pub texts: Vec<String>,
+    pub counts: Vec<usize>,
+    /// For each original input, the range of `texts` it became.
+    pub parts: Vec<Range<usize>>,
+}
+
+/// A file's vectors (or why there are none) and what they cost.
+pub type Embedded = (Result<Vec<HalfVector>, EmbedError>, Usage);
+
 /// A 200 answer: vectors with their `index`, and the tokens the provider billed.
 type Answer = (Vec<(u32, Vec<f16>)>, u64);
 
-/// Client for one configured model.
-#[derive(Clone)]
+/// Client for one configured model, shared by every file in flight: one rate limiter, one
+/// concurrency cap and one circuit breaker per provider.
 pub struct Embedder {
     client: Client<OpenAIConfig>,
     settings: EmbeddingSettings,
+    limiter: Arc<RateLimiter>,
+    tokenizer: Arc<CoreBPE>,
+    /// Set by a quota or authentication error: until then, nothing is sent.
+    halted: Mutex<Option<(tokio::time::Instant, EmbedError)>>,
 }
 
 impl Embedder {
@@ -188,13 +228,22 @@ impl Embedder {
         let config = OpenAIConfig::new()
             .with_api_base(settings.base_url.trim_end_matches('/'))
             .with_api_key(settings.api_key.expose_secret());
-        // Our own transport replaces async-openai's built-in retry layer: retries happen
-        // below in `request_with_retries`, where they are counted and bounded per request.
-        let client =
-            Client::with_config(config).with_http_service(transport::ProviderService::new(http));
+        let limiter = Arc::new(RateLimiter::new(
+            settings.requests_per_minute,
+            settings.tokens_per_minute,
+            settings.max_concurrent_requests,
+        ));
+        // Our own transport replaces async-openai's built-in retry layer: retries happen in
+        // `send`, where they are paced, counted and bounded; the transport feeds every
+        // response's rate-limit headers to the limiter.
+        let client = Client::with_config(config)
+            .with_http_service(transport::ProviderService::new(http, limiter.clone()));
         Ok(Self {
             client,
             settings: settings.clone(),
+            limiter,
+            tokenizer: crate::chunk::cl100k().map_err(EmbedError::BadResponse)?,
+            halted: Mutex::new(None),
         })
     }
 
@@ -206,36 +255,100 @@ impl Embedder {
         self.settings.dimensions
     }
 
-    /// Embeds `inputs` (with their token counts), adding what was spent to `usage` as it
-    /// goes, so a failure part-way still accounts for the requests that succeeded.
+    pub fn settings(&self) -> &EmbeddingSettings {
+        &self.settings
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// The quota or authentication error that stopped all requests, while it holds.
+    pub fn halted(&self) -> Option<EmbedError> {
+        let mut halted = self.halted.lock().unwrap();
+        match &*halted {
+            Some((until, _)) if tokio::time::Instant::now() >= *until => {
+                *halted = None;
+                None
+            }
+            Some((_, err)) => Some(err.clone()),
+            None => None,
+        }
+    }
+
+    /// Embeds `inputs` in consecutive requests (no cross-file batching: for queries and
+    /// one-off use), adding what was spent to `usage` as it goes.
     pub async fn embed(
         &self,
         inputs: &[&str],
         token_counts: &[usize],
         usage: &mut Usage,
     ) -> Result<Vec<HalfVector>, EmbedError> {
-        debug_assert_eq!(inputs.len(), token_counts.len());
-        let max = self.settings.max_input_tokens;
-        if let Some((index, &tokens)) = token_counts.iter().enumerate().find(|(_, &t)| t > max) {
-            return Err(EmbedError::InputTooLong { index, tokens, max });
-        }
-        let mut vectors = Vec::with_capacity(inputs.len());
+        let Prepared {
+            texts,
+            counts,
+            parts,
+        } = self.prepare(inputs, token_counts)?;
+        let mut vectors = Vec::with_capacity(texts.len());
         for batch in plan_batches(
-            token_counts,
+            &counts,
             self.settings.max_inputs_per_request,
             self.settings.max_tokens_per_request,
         ) {
-            let texts: Vec<String> = inputs[batch].iter().map(|s| s.to_string()).collect();
-            vectors.extend(self.request_with_retries(texts, usage).await?);
+            let tokens = counts[batch.clone()].iter().sum::<usize>() as u64;
+            vectors.extend(self.send(texts[batch].to_vec(), tokens, usage).await?);
         }
-        Ok(vectors)
+        Ok(combine_parts(vectors, &parts))
     }
 
-    async fn request_with_retries(
+    /// Applies `embedding.oversize_input` to inputs over the model's limit: rejects them, or
+    /// splits them into parts of at most `max_input_tokens`. Returns the texts to send, their
+    /// token counts, and for each original input the range of parts it became.
+    pub fn prepare(&self, inputs: &[&str], token_counts: &[usize]) -> Result<Prepared, EmbedError> {
+        debug_assert_eq!(inputs.len(), token_counts.len());
+        let max = self.settings.max_input_tokens;
+        let mut texts = Vec::with_capacity(inputs.len());
+        let mut counts = Vec::with_capacity(inputs.len());
+        let mut parts = Vec::with_capacity(inputs.len());
+        for (index, (&text, &tokens)) in inputs.iter().zip(token_counts).enumerate() {
+            let start = texts.len();
+            if tokens <= max {
+                texts.push(text.to_string());
+                counts.push(tokens);
+            } else if self.settings.oversize_input == OversizeInput::Reject {
+                return Err(EmbedError::InputTooLong { index, tokens, max });
+            } else {
+                let ids = self.tokenizer.encode_ordinary(text);
+                for window in ids.chunks(max) {
+                    let part = self.tokenizer.decode(window).map_err(|e| {
+                        EmbedError::BadResponse(format!("cannot split input {index}: {e}"))
+                    })?;
+                    // Re-count: decoding at a window edge can merge tokens differently.
+                    counts.push(self.tokenizer.encode_ordinary(&part).len().min(max));
+                    texts.push(part);
+                }
+            }
+            parts.push(start..texts.len());
+        }
+        Ok(Prepared {
+            texts,
+            counts,
+            parts,
+        })
+    }
+
+    /// Sends one request's worth of inputs, paced by the limiter and retried on transient
+    /// errors; returns the vectors in input order. `usage` gets the billed tokens and the
+    /// request and retry counts.
+    pub async fn send(
         &self,
         texts: Vec<String>,
+        tokens: u64,
         usage: &mut Usage,
     ) -> Result<Vec<HalfVector>, EmbedError> {
+        if let Some(err) = self.halted() {
+            return Err(err);
+        }
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.settings.retry_min_delay_ms))
             .with_max_delay(Duration::from_secs(self.settings.retry_max_delay_secs))
@@ -243,11 +356,33 @@ impl Embedder {
             .with_jitter();
         let mut retries = 0u32;
         let mut rate_limited = 0u32;
-        let result = (|| self.request(texts.clone()))
+        let attempt = || async {
+            if let Some(err) = self.halted() {
+                return Err(err);
+            }
+            let _permit = self.limiter.acquire(tokens).await;
+            let result = self.request(texts.clone()).await;
+            match &result {
+                Ok(_) => self.limiter.succeeded(),
+                Err(e) if e.is_rate_limit() && e.is_retryable() => {
+                    self.limiter.rate_limited(e.retry_after())
+                }
+                Err(e) if e.halts_provider() => {
+                    tracing::error!(error = %e, halt_s = self.settings.halt_secs, "embedding provider refused: no requests until the halt expires");
+                    *self.halted.lock().unwrap() = Some((
+                        tokio::time::Instant::now() + Duration::from_secs(self.settings.halt_secs),
+                        e.clone(),
+                    ));
+                }
+                Err(_) => {}
+            }
+            result
+        };
+        let result = attempt
             .retry(backoff)
             .when(EmbedError::is_retryable)
-            // The provider knows when its window resets; sleeping less only earns another 429.
-            .adjust(|err, delay| delay.map(|d| err.retry_after().map_or(d, |hint| hint.max(d))))
+            // The limiter already waits out the provider's reset before the next send; the
+            // backoff adds the jittered spacing for errors that gave no hint.
             .notify(|err, delay| {
                 retries += 1;
                 if err.is_rate_limit() {
@@ -259,16 +394,15 @@ impl Embedder {
             .await;
         usage.retries += retries;
         usage.rate_limited += rate_limited;
-        usage.requests += retries;
-        usage.requests += 1;
-        let (indexed, tokens) = result.inspect_err(|e| {
+        usage.requests += retries + 1;
+        let (indexed, billed) = result.inspect_err(|e| {
             if e.is_rate_limit() {
                 usage.rate_limited += 1;
             }
         })?;
         // Billed as soon as the provider answered 200, even if the body turns out unusable.
-        usage.tokens += tokens;
-        metrics::counter!("ragworker_embedding_tokens_total").increment(tokens);
+        usage.tokens += billed;
+        metrics::counter!("ragworker_embedding_tokens_total").increment(billed);
         order_by_index(indexed, texts.len(), self.settings.dimensions as usize)
     }
 
@@ -328,6 +462,42 @@ impl Embedder {
         }
         outcome
     }
+}
+
+/// Folds the vectors of split inputs back into one per original input: the token-weighted
+/// mean of its parts, normalised (parts have equal weight per token, as in OpenAI's
+/// cookbook recipe for long inputs).
+pub fn combine_parts(vectors: Vec<HalfVector>, parts: &[Range<usize>]) -> Vec<HalfVector> {
+    if parts.iter().all(|r| r.len() == 1) {
+        return vectors;
+    }
+    let vectors: Vec<Vec<f16>> = vectors.into_iter().map(Vec::from).collect();
+    parts
+        .iter()
+        .map(|range| {
+            if range.len() == 1 {
+                return HalfVector::from(vectors[range.start].clone());
+            }
+            let dims = vectors[range.start].len();
+            let mut sum = vec![0f32; dims];
+            for v in &vectors[range.clone()] {
+                for (s, x) in sum.iter_mut().zip(v) {
+                    *s += x.to_f32();
+                }
+            }
+            let norm = sum
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::MIN_POSITIVE);
+            HalfVector::from(
+                sum.iter()
+                    .map(|x| f16::from_f32(x / norm))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
 }
 
 /// Puts vectors back in input order by the response's `index` field and checks that every

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_openai::error::OpenAIError;
@@ -12,6 +13,7 @@ use reqwest::Response;
 use serde::Deserialize;
 
 use super::headers::RateLimitHeaders;
+use super::limiter::RateLimiter;
 
 /// An error answer from the provider, with what its headers said about rate limits.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +44,14 @@ struct ErrorBody {
 #[derive(Clone, Debug)]
 pub(super) struct ProviderService {
     inner: ReqwestService,
+    limiter: Arc<RateLimiter>,
 }
 
 impl ProviderService {
-    pub(super) fn new(client: reqwest::Client) -> Self {
+    pub(super) fn new(client: reqwest::Client, limiter: Arc<RateLimiter>) -> Self {
         Self {
             inner: ReqwestService::new(client),
+            limiter,
         }
     }
 }
@@ -63,6 +67,7 @@ impl tower::Service<HttpRequestFactory> for ProviderService {
 
     fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
         let fut = self.inner.call(request);
+        let limiter = self.limiter.clone();
         Box::pin(async move {
             let response = fut.await.map_err(|e| match e {
                 // Keep reqwest errors typed so the embedder can tell a timeout from a refusal.
@@ -70,10 +75,11 @@ impl tower::Service<HttpRequestFactory> for ProviderService {
                 other => other,
             })?;
             let status = response.status();
+            let rate_limits = RateLimitHeaders::parse(response.headers());
+            limiter.observe(&rate_limits);
             if status.is_success() {
                 return Ok(response);
             }
-            let rate_limits = RateLimitHeaders::parse(response.headers());
             let body = response.bytes().await.unwrap_or_default();
             let failure = match serde_json::from_slice::<Wrapped>(&body) {
                 Ok(w) => ProviderFailure {

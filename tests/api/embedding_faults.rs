@@ -89,8 +89,21 @@ async fn quota_and_auth_errors_fail_at_once_without_retrying() {
     );
     assert_eq!(env.fake.requests(), 1, "quota errors are not retried");
 
+    // The provider will refuse everything for a while: the worker stops claiming instead of
+    // failing every file in the queue.
+    let waiting = env.enqueue(user, "notes.txt").await;
+    assert!(env.worker.run_once().await.unwrap().is_none());
+    assert_eq!(env.file(waiting).await.status, "pending");
+    assert_eq!(env.fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn an_auth_error_fails_the_file_and_stops_requests() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
     env.fake.push_faults([Fault::Unauthorized]);
     let auth = env.enqueue(user, "notes.txt").await;
+    let other = env.enqueue(user, "guide.md").await;
     env.worker.run_once().await.unwrap();
     let row = env.file(auth).await;
     assert_eq!(row.status, "failed");
@@ -99,7 +112,9 @@ async fn quota_and_auth_errors_fail_at_once_without_retrying() {
         .as_deref()
         .unwrap()
         .contains("HTTP 401 (invalid_api_key)"));
-    assert_eq!(env.fake.requests(), 2);
+    assert!(env.worker.run_once().await.unwrap().is_none());
+    assert_eq!(env.file(other).await.status, "pending");
+    assert_eq!(env.fake.requests(), 1);
 }
 
 #[tokio::test]

@@ -54,8 +54,44 @@ pub struct Stats {
     pub inputs: AtomicU64,
 }
 
+/// A per-minute limit that refills continuously, like OpenAI's.
+struct Bucket {
+    per_minute: f64,
+    available: f64,
+    last: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(per_minute: u64) -> Self {
+        Self {
+            per_minute: per_minute as f64,
+            available: per_minute as f64,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = std::time::Instant::now();
+        self.available = (self.available
+            + now.duration_since(self.last).as_secs_f64() * self.per_minute / 60.0)
+            .min(self.per_minute);
+        self.last = now;
+    }
+
+    /// Time until `amount` is available.
+    fn reset_in(&self, amount: f64) -> Duration {
+        Duration::from_secs_f64(((amount - self.available).max(0.0)) * 60.0 / self.per_minute)
+    }
+}
+
+struct Limits {
+    requests: Bucket,
+    tokens: Bucket,
+}
+
 struct Inner {
     dimensions: usize,
+    limits: Option<Mutex<Limits>>,
     /// Added to every answer, in milliseconds.
     latency_ms: AtomicU64,
     faults: Mutex<VecDeque<Fault>>,
@@ -89,8 +125,20 @@ enum Input {
 impl FakeOpenAi {
     /// Starts the server on an ephemeral loopback port; it stops with the test's runtime.
     pub async fn start(dimensions: usize) -> Self {
+        Self::start_with_limits(dimensions, None).await
+    }
+
+    /// With `limits = Some((rpm, tpm))`, requests over either limit get 429 with
+    /// `x-ratelimit-*` headers, as OpenAI answers.
+    pub async fn start_with_limits(dimensions: usize, limits: Option<(u64, u64)>) -> Self {
         let inner = Arc::new(Inner {
             dimensions,
+            limits: limits.map(|(rpm, tpm)| {
+                Mutex::new(Limits {
+                    requests: Bucket::new(rpm),
+                    tokens: Bucket::new(tpm),
+                })
+            }),
             latency_ms: AtomicU64::new(0),
             faults: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
@@ -287,6 +335,61 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
             );
         }
         tokens += n as u64;
+    }
+    let mut limit_headers = Vec::new();
+    if let Some(limits) = &inner.limits {
+        let mut l = limits.lock().unwrap();
+        l.requests.refill();
+        l.tokens.refill();
+        let over = l.requests.available < 1.0 || l.tokens.available < tokens as f64;
+        let header = |name: &'static str, value: String| (name, value);
+        let reset_requests = l.requests.reset_in(1.0);
+        let reset_tokens = l.tokens.reset_in(tokens as f64);
+        if !over {
+            l.requests.available -= 1.0;
+            l.tokens.available -= tokens as f64;
+        }
+        limit_headers = vec![
+            header(
+                "x-ratelimit-limit-requests",
+                format!("{}", l.requests.per_minute),
+            ),
+            header(
+                "x-ratelimit-limit-tokens",
+                format!("{}", l.tokens.per_minute),
+            ),
+            header(
+                "x-ratelimit-remaining-requests",
+                format!("{}", l.requests.available.max(0.0) as u64),
+            ),
+            header(
+                "x-ratelimit-remaining-tokens",
+                format!("{}", l.tokens.available.max(0.0) as u64),
+            ),
+            header(
+                "x-ratelimit-reset-requests",
+                format!("{}ms", reset_requests.as_millis()),
+            ),
+            header(
+                "x-ratelimit-reset-tokens",
+                format!("{}ms", reset_tokens.as_millis()),
+            ),
+        ];
+        drop(l);
+        if over {
+            stats.rate_limited.fetch_add(1, Ordering::SeqCst);
+            let mut resp = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "tokens",
+                "rate_limit_exceeded",
+                "Rate limit reached for text-embedding-3-small on tokens per min (TPM). Please try again later.",
+            );
+            for (name, value) in &limit_headers {
+                resp.headers_mut()
+                    .insert(*name, HeaderValue::from_str(value).unwrap());
+            }
+            return resp;
+        }
     }
     let dims = request.dimensions.unwrap_or(inner.dimensions)
         + usize::from(matches!(fault, Some(Fault::WrongDimension)));

@@ -68,8 +68,18 @@ impl TestEnv {
         Self::on_server(&required_env("RAGWORKER_TEST_DATABASE_URL"), extra).await
     }
 
+    /// With a fake provider that enforces `rpm` requests and `tpm` tokens per minute.
+    pub async fn with_limited_provider(extra: &str, rpm: u64, tpm: u64) -> Self {
+        let admin_url = required_env("RAGWORKER_TEST_DATABASE_URL");
+        Self::build(&admin_url, extra, Some((rpm, tpm))).await
+    }
+
     /// Like `with_config`, on the Postgres server at `admin_url` (a private cluster).
     pub async fn on_server(admin_url: &str, extra: &str) -> Self {
+        Self::build(admin_url, extra, None).await
+    }
+
+    async fn build(admin_url: &str, extra: &str, limits: Option<(u64, u64)>) -> Self {
         let s3 = required_env("RAGWORKER_TEST_S3_ENDPOINT");
         let suffix = Uuid::new_v4().simple().to_string();
         let db_name = format!("t_{suffix}");
@@ -83,7 +93,7 @@ impl TestEnv {
             .unwrap();
         admin.close().await.ok();
         let database_url = admin_url.rsplit_once('/').unwrap().0.to_string() + "/" + &db_name;
-        let fake = FakeOpenAi::start(DIMENSIONS).await;
+        let fake = FakeOpenAi::start_with_limits(DIMENSIONS, limits).await;
         let bucket = format!("t-{suffix}");
 
         let base = format!(

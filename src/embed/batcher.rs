@@ -1,0 +1,372 @@
+//! One batcher for all files in flight: their chunks share requests packed up to the
+//! provider's limits, so a stream of small files costs few requests and keeps the provider
+//! busy. Each vector goes back to its file by position; each request's billed tokens are
+//! split among the files in it, exactly (the shares add up to what the provider reported).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pgvector::HalfVector;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{combine_parts, EmbedError, Embedded, Embedder, Prepared, Usage};
+
+/// What one file asked for.
+struct Job {
+    slots: Mutex<JobState>,
+}
+
+struct JobState {
+    vectors: Vec<Option<HalfVector>>,
+    missing: usize,
+    usage: Usage,
+    error: Option<EmbedError>,
+    reply: Option<oneshot::Sender<Embedded>>,
+}
+
+/// One input waiting for a request.
+struct Item {
+    job: Arc<Job>,
+    index: usize,
+    text: String,
+    tokens: usize,
+}
+
+struct Submission {
+    items: Vec<Item>,
+}
+
+/// Handle to the batching task; cheap to clone. The task ends when every handle is gone.
+#[derive(Clone)]
+pub struct Batcher {
+    embedder: Arc<Embedder>,
+    tx: mpsc::UnboundedSender<Submission>,
+}
+
+impl Batcher {
+    pub fn spawn(embedder: Arc<Embedder>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(embedder.clone(), rx));
+        Self { embedder, tx }
+    }
+
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
+    /// Embeds one file's chunks; returns the vectors in input order and this file's share of
+    /// what was spent (also when it fails part-way).
+    pub async fn embed(&self, inputs: &[&str], token_counts: &[usize]) -> Embedded {
+        if inputs.is_empty() {
+            return (Ok(Vec::new()), Usage::default());
+        }
+        let Prepared {
+            texts,
+            counts,
+            parts,
+        } = match self.embedder.prepare(inputs, token_counts) {
+            Ok(p) => p,
+            Err(e) => return (Err(e), Usage::default()),
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Arc::new(Job {
+            slots: Mutex::new(JobState {
+                vectors: vec![None; texts.len()],
+                missing: texts.len(),
+                usage: Usage::default(),
+                error: None,
+                reply: Some(reply),
+            }),
+        });
+        let items = texts
+            .into_iter()
+            .zip(counts)
+            .enumerate()
+            .map(|(index, (text, tokens))| Item {
+                job: job.clone(),
+                index,
+                text,
+                tokens,
+            })
+            .collect();
+        if self.tx.send(Submission { items }).is_err() {
+            return (
+                Err(EmbedError::Network("the batching task has stopped".into())),
+                Usage::default(),
+            );
+        }
+        match answer.await {
+            Ok((result, usage)) => (result.map(|v| combine_parts(v, &parts)), usage),
+            Err(_) => (
+                Err(EmbedError::Network("the batching task has stopped".into())),
+                Usage::default(),
+            ),
+        }
+    }
+}
+
+/// Collects items and sends a request whenever one is full or its oldest item has waited
+/// `batch_linger_ms`. Requests run concurrently; the embedder's limiter paces them.
+async fn run(embedder: Arc<Embedder>, mut rx: mpsc::UnboundedReceiver<Submission>) {
+    let settings = embedder.settings().clone();
+    let linger = Duration::from_millis(settings.batch_linger_ms);
+    let mut queue: VecDeque<Item> = VecDeque::new();
+    let mut oldest: Option<Instant> = None;
+    let mut open = true;
+    while open || !queue.is_empty() {
+        let deadline = oldest.map(|t| t + linger);
+        tokio::select! {
+            sub = rx.recv(), if open => match sub {
+                Some(sub) => {
+                    if queue.is_empty() {
+                        oldest = Some(Instant::now());
+                    }
+                    queue.extend(sub.items);
+                }
+                None => open = false,
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                flush(&embedder, &mut queue, &settings, true);
+                oldest = (!queue.is_empty()).then(Instant::now);
+                continue;
+            }
+        }
+        flush(&embedder, &mut queue, &settings, !open);
+        if queue.is_empty() {
+            oldest = None;
+        }
+    }
+}
+
+/// Sends every full request in the queue, and the partial rest too when `all`.
+fn flush(
+    embedder: &Arc<Embedder>,
+    queue: &mut VecDeque<Item>,
+    settings: &crate::config::EmbeddingSettings,
+    all: bool,
+) {
+    loop {
+        // Items of files that already failed are dropped rather than paid for.
+        queue.retain(|item| {
+            let mut state = item.job.slots.lock().unwrap();
+            if state.error.is_none() {
+                return true;
+            }
+            state.missing -= 1;
+            finish_if_done(&mut state);
+            false
+        });
+        let (count, tokens) = fill(
+            queue,
+            settings.max_inputs_per_request,
+            settings.max_tokens_per_request,
+        );
+        let full = count == settings.max_inputs_per_request || (count < queue.len()); // the next item would exceed the token limit
+        if count == 0 || !(full || all) {
+            return;
+        }
+        let batch: Vec<Item> = queue.drain(..count).collect();
+        let embedder = embedder.clone();
+        tokio::spawn(send(embedder, batch, tokens as u64));
+    }
+}
+
+/// How many items from the front fit in one request, and their tokens.
+fn fill(queue: &VecDeque<Item>, max_inputs: usize, max_tokens: usize) -> (usize, usize) {
+    let mut count = 0;
+    let mut tokens = 0;
+    for item in queue.iter().take(max_inputs) {
+        if count > 0 && tokens + item.tokens > max_tokens {
+            break;
+        }
+        count += 1;
+        tokens += item.tokens;
+    }
+    (count, tokens)
+}
+
+async fn send(embedder: Arc<Embedder>, batch: Vec<Item>, tokens: u64) {
+    let texts: Vec<String> = batch.iter().map(|i| i.text.clone()).collect();
+    let mut usage = Usage::default();
+    let result = embedder.send(texts, tokens, &mut usage).await;
+    let jobs = distinct_jobs(&batch);
+    // A request the provider rejected for its input fails only the file whose input it was:
+    // with several files in the request, each is retried on its own once.
+    if let Err(EmbedError::Api { status: 400, .. }) = &result {
+        if jobs.len() > 1 {
+            deliver(&batch, Err(result.unwrap_err()), usage, true);
+            for job in jobs {
+                let own: Vec<Item> = batch
+                    .iter()
+                    .filter(|i| Arc::ptr_eq(&i.job, &job))
+                    .map(|i| Item {
+                        job: i.job.clone(),
+                        index: i.index,
+                        text: i.text.clone(),
+                        tokens: i.tokens,
+                    })
+                    .collect();
+                let tokens = own.iter().map(|i| i.tokens as u64).sum();
+                let texts = own.iter().map(|i| i.text.clone()).collect();
+                let mut usage = Usage::default();
+                let result = embedder.send(texts, tokens, &mut usage).await;
+                deliver(&own, result, usage, false);
+            }
+            return;
+        }
+    }
+    deliver(&batch, result, usage, false);
+}
+
+fn distinct_jobs(batch: &[Item]) -> Vec<Arc<Job>> {
+    let mut jobs: Vec<Arc<Job>> = Vec::new();
+    for item in batch {
+        if !jobs.iter().any(|j| Arc::ptr_eq(j, &item.job)) {
+            jobs.push(item.job.clone());
+        }
+    }
+    jobs
+}
+
+/// Routes a request's outcome to its files. With `usage_only`, only the spend is recorded
+/// (the items will be retried separately).
+fn deliver(
+    batch: &[Item],
+    result: Result<Vec<HalfVector>, EmbedError>,
+    usage: Usage,
+    usage_only: bool,
+) {
+    let jobs = distinct_jobs(batch);
+    let own_tokens: Vec<u64> = jobs
+        .iter()
+        .map(|j| {
+            batch
+                .iter()
+                .filter(|i| Arc::ptr_eq(&i.job, j))
+                .map(|i| i.tokens as u64)
+                .sum()
+        })
+        .collect();
+    let shares = split_exactly(usage.tokens, &own_tokens);
+    for (job, share) in jobs.iter().zip(shares) {
+        let mut state = job.slots.lock().unwrap();
+        state.usage += Usage {
+            tokens: share,
+            ..usage
+        };
+        if usage_only {
+            continue;
+        }
+        let items = batch.iter().filter(|i| Arc::ptr_eq(&i.job, job));
+        match &result {
+            Ok(vectors) => {
+                for (item, vector) in batch.iter().zip(vectors) {
+                    if Arc::ptr_eq(&item.job, job) && state.vectors[item.index].is_none() {
+                        state.vectors[item.index] = Some(vector.clone());
+                        state.missing -= 1;
+                    }
+                }
+            }
+            Err(e) => {
+                state.missing -= items.count();
+                state.error.get_or_insert_with(|| e.clone());
+            }
+        }
+        finish_if_done(&mut state);
+    }
+}
+
+fn finish_if_done(state: &mut JobState) {
+    // A failed file still waits for its requests already in flight, so what they cost is
+    // reported with it; its queued items are dropped by `flush` instead of being sent.
+    if state.missing > 0 {
+        return;
+    }
+    if let Some(reply) = state.reply.take() {
+        let result = match &state.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(state
+                .vectors
+                .iter_mut()
+                .map(|v| v.take().expect("every slot filled"))
+                .collect()),
+        };
+        let _ = reply.send((result, state.usage));
+    }
+}
+
+/// Splits `total` in proportion to `weights` so that the parts add up to `total` exactly
+/// (largest remainders get the leftover units).
+pub fn split_exactly(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u64 = weights.iter().sum();
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    if sum == 0 {
+        let mut parts = vec![0; weights.len()];
+        parts[0] = total;
+        return parts;
+    }
+    let mut parts: Vec<u64> = weights
+        .iter()
+        .map(|&w| (u128::from(total) * u128::from(w) / u128::from(sum)) as u64)
+        .collect();
+    let mut left = total - parts.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&i| {
+        std::cmp::Reverse(u128::from(total) * u128::from(weights[i]) % u128::from(sum))
+    });
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        parts[i] += 1;
+        left -= 1;
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shares_add_up_exactly() {
+        assert_eq!(split_exactly(100, &[50, 50]), vec![50, 50]);
+        assert_eq!(split_exactly(10, &[1, 1, 1]).iter().sum::<u64>(), 10);
+        assert_eq!(split_exactly(7, &[0, 0]), vec![7, 0]);
+        let parts = split_exactly(1001, &[333, 333, 334]);
+        assert_eq!(parts.iter().sum::<u64>(), 1001);
+        // The provider counted the same as we did: shares equal own counts.
+        assert_eq!(split_exactly(900, &[100, 300, 500]), vec![100, 300, 500]);
+    }
+
+    #[test]
+    fn requests_are_packed_to_both_limits() {
+        let job = Arc::new(Job {
+            slots: Mutex::new(JobState {
+                vectors: Vec::new(),
+                missing: 0,
+                usage: Usage::default(),
+                error: None,
+                reply: None,
+            }),
+        });
+        let queue: VecDeque<Item> = [300, 300, 300, 50]
+            .into_iter()
+            .enumerate()
+            .map(|(index, tokens)| Item {
+                job: job.clone(),
+                index,
+                text: String::new(),
+                tokens,
+            })
+            .collect();
+        assert_eq!(fill(&queue, 10, 700), (2, 600));
+        assert_eq!(fill(&queue, 3, 10_000), (3, 900));
+        // A single item over the token limit still goes alone rather than never.
+        assert_eq!(fill(&queue, 10, 100), (1, 300));
+    }
+}
