@@ -336,7 +336,7 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
         }
         tokens += n as u64;
     }
-    let mut limit_headers = Vec::new();
+    let mut limit_headers: Vec<(&'static str, String)> = Vec::new();
     if let Some(limits) = &inner.limits {
         let mut l = limits.lock().unwrap();
         l.requests.refill();
@@ -349,7 +349,7 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
             l.requests.available -= 1.0;
             l.tokens.available -= tokens as f64;
         }
-        limit_headers = vec![
+        limit_headers.extend([
             header(
                 "x-ratelimit-limit-requests",
                 format!("{}", l.requests.per_minute),
