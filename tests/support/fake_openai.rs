@@ -374,7 +374,7 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
                 "x-ratelimit-reset-tokens",
                 format!("{}ms", reset_tokens.as_millis()),
             ),
-        ];
+        ]);
         drop(l);
         if over {
             stats.rate_limited.fetch_add(1, Ordering::SeqCst);
