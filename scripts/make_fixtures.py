@@ -50,7 +50,7 @@ def object_key(key, num):
     return hashlib.md5(key + struct.pack("<i", num)[:3] + b"\x00\x00").digest()[:10]
 
 
-def pdf(pages, compress=False, user_password=None, owner_password="owner"):
+def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_pages=None, to_unicode=None):
     """pages: list of lists of text lines (an empty list makes a page with no text).
     With user_password (possibly ""), streams are RC4-encrypted as the standard handler does."""
     objects = []  # bodies, object number = index + 1
@@ -70,10 +70,16 @@ def pdf(pages, compress=False, user_password=None, owner_password="owner"):
 
     catalog = add(None)
     pages_obj = add(None)
-    font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    if to_unicode is not None:
+        cmap = add(stream_obj(to_unicode))
+        font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding /ToUnicode %d 0 R >>" % cmap)
+    else:
+        font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
     kids = []
-    for lines in pages:
-        if lines:
+    for n, lines in enumerate(pages if raw_pages is None else raw_pages):
+        if raw_pages is not None:
+            ops = [lines]
+        elif lines:
             ops = [b"BT", b"/F1 12 Tf", b"14 TL", b"72 720 Td"]
             for line in lines:
                 esc = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
@@ -149,6 +155,101 @@ HANDBOOK = [
 ]
 
 
+# Ligatures: code 0x01 draws the "fi" glyph, code 0x02 "fl"; the ToUnicode CMap maps them
+# back to two letters each, as TeX and InDesign output does.
+LIGATURE_CMAP = b"""/CIDInit /ProcSet findresource begin
+12 dict begin
+begincmap
+/CMapName /Ligatures def
+/CMapType 2 def
+1 begincodespacerange
+<00> <FF>
+endcodespacerange
+2 beginbfchar
+<01> <00660069>
+<02> <0066006C>
+endbfchar
+1 beginbfrange
+<20> <7E> <0020>
+endbfrange
+endcmap
+CMapName currentdict /CMap defineresource pop
+end
+end"""
+
+
+def ligature_page():
+    lines = [
+        b"The \x01eld of \x02owers was \x01lled with butter\x02ies.",
+        b"Our of\x02ine of\x01ce keeps \x01nancial \x01les safe.",
+    ]
+    ops = [b"BT", b"/F1 12 Tf", b"14 TL", b"72 720 Td"]
+    ops += [b"(" + l + b") Tj T*" for l in lines]
+    ops.append(b"ET")
+    return b"\n".join(ops)
+
+
+def two_column_page():
+    """Left column at x=72, right column at x=320, written column by column (as LaTeX and
+    word processors write them); each column is one paragraph wrapped over several lines."""
+    left = ["Tidal power stations use the rise", "and fall of the sea to turn", "turbines built into a barrage", "across an estuary mouth."]
+    right = ["Wave farms instead float on the", "surface and capture the motion", "of passing swells with hinged", "segments and hydraulic pumps."]
+    ops = [b"BT", b"/F1 11 Tf", b"13 TL", b"72 720 Td"]
+    ops += [b"(" + l.encode() + b") Tj T*" for l in left]
+    ops += [b"ET", b"BT", b"/F1 11 Tf", b"13 TL", b"320 720 Td"]
+    ops += [b"(" + l.encode() + b") Tj T*" for l in right]
+    ops.append(b"ET")
+    return b"\n".join(ops)
+
+
+def docx(paragraphs, table):
+    """A minimal Word document: paragraphs as (style or None, text), and one table."""
+    import io
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    body = []
+    for style, text in paragraphs:
+        ppr = f'<w:pPr><w:pStyle w:val="{style}"/></w:pPr>' if style else ""
+        body.append(f'<w:p>{ppr}<w:r><w:t xml:space="preserve">{escape(text)}</w:t></w:r></w:p>')
+    rows = "".join(
+        "<w:tr>" + "".join(f"<w:tc><w:p><w:r><w:t>{escape(c)}</w:t></w:r></w:p></w:tc>" for c in row) + "</w:tr>"
+        for row in table
+    )
+    body.append(f"<w:tbl>{rows}</w:tbl>")
+    document = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document {W}><w:body>{"".join(body)}</w:body></w:document>'
+    styles = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:styles {W}>'
+        '<w:style w:type="paragraph" w:styleId="Title"><w:name w:val="Title"/></w:style>'
+        '<w:style w:type="paragraph" w:styleId="Heading1"><w:name w:val="heading 1"/></w:style>'
+        '<w:style w:type="paragraph" w:styleId="Heading2"><w:name w:val="heading 2"/></w:style>'
+        "</w:styles>"
+    )
+    content_types = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+        "</Types>"
+    )
+    rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>'
+        "</Relationships>"
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in [("[Content_Types].xml", content_types), ("_rels/.rels", rels),
+                           ("word/document.xml", document), ("word/styles.xml", styles)]:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     (OUT / "handbook.pdf").write_bytes(pdf(HANDBOOK, compress=True))
@@ -161,6 +262,26 @@ def main():
     (OUT / "encrypted.pdf").write_bytes(pdf(HANDBOOK[:1], user_password="secret"))
     # Encrypted with an empty user password (owner restrictions only): must be read.
     (OUT / "restricted.pdf").write_bytes(pdf(HANDBOOK[1:2], compress=True, user_password=""))
+    (OUT / "ligatures.pdf").write_bytes(pdf(None, raw_pages=[ligature_page()], to_unicode=LIGATURE_CMAP))
+    (OUT / "two-column.pdf").write_bytes(pdf(None, raw_pages=[two_column_page()]))
+    (OUT / "report.docx").write_bytes(docx(
+        [
+            ("Title", "Harbour Operations Report"),
+            (None, "This report summarises the harbour's operations for the spring season."),
+            ("Heading1", "Dredging"),
+            (None, "The main channel was dredged to a depth of twelve metres in April."),
+            ("Heading2", "Costs & Contractors"),
+            (None, "Dredging cost 1.2 million euros and was carried out by Van Oord."),
+            ("Heading1", "Berth Occupancy"),
+            (None, "Berth occupancy averaged 78 percent across the season."),
+        ],
+        [["Berth", "Vessels", "Occupancy"], ["North quay", "41", "82%"], ["South quay", "33", "74%"]],
+    ))
+    # Text in legacy encodings: UTF-16 with a byte-order mark, and Latin-1 (no marker).
+    utf16 = "Ærøskøbing ferry timetable\nThe ferry to Svendborg leaves at 06:45 and 09:30.\nÅrhus connections: see café board.\n"
+    (OUT / "timetable-utf16.txt").write_bytes(b"\xff\xfe" + utf16.encode("utf-16-le"))
+    latin1 = "Crème brûlée recipe\nHeat the crème fraîche gently, whisk the yolks with sugar, and bake au bain-marie.\nCaramelise the top with a torch just before serving; the façade should crack.\n"
+    (OUT / "recipe-latin1.txt").write_bytes(latin1.encode("latin-1"))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ pub struct StorageSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExtractSettings {
     pub max_text_bytes: usize,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

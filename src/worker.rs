@@ -146,12 +146,17 @@ impl Worker {
         let chunker = self.chunker.clone();
         // Parsing and tokenising are CPU work: off the async threads, and a panic in a
         // parser becomes this file's error instead of the worker's.
-        let chunked = tokio::task::spawn_blocking(move || {
+        let limit = self.settings.extract.timeout_secs;
+        let parse = tokio::task::spawn_blocking(move || {
             extract::extract(&bytes, &name, mime.as_deref(), max_text)
                 .map(|doc| chunker.chunk(&doc))
-        })
-        .await
-        .map_err(|e| ExtractError::Panicked(e.to_string()))??;
+        });
+        // A parser stuck in a pathological file cannot be interrupted; the file fails and
+        // the worker moves on, leaving that one blocking thread to finish on its own.
+        let chunked = tokio::time::timeout(Duration::from_secs(limit), parse)
+            .await
+            .map_err(|_| ExtractError::Timeout(limit))?
+            .map_err(|e| ExtractError::Panicked(e.to_string()))??;
         tracing::debug!(chunks = chunked.chunks.len(), "extracted");
 
         let inputs: Vec<&str> = chunked.chunks.iter().map(|c| c.content.as_str()).collect();

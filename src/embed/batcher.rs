@@ -161,9 +161,10 @@ fn flush(
         let (count, tokens) = fill(
             queue,
             settings.max_inputs_per_request,
-            settings.max_tokens_per_request,
+            embedder.max_request_tokens(),
         );
-        let full = count == settings.max_inputs_per_request || (count < queue.len()); // the next item would exceed the token limit
+        // Full: at the input limit, or the next item would exceed the token limit.
+        let full = count == settings.max_inputs_per_request || count < queue.len();
         if count == 0 || !(full || all) {
             return;
         }

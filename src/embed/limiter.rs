@@ -211,6 +211,16 @@ impl RateLimiter {
         s.window = (s.window + 1.0 / s.window).min(max);
     }
 
+    /// The tokens-per-minute limit in force (configured or learned), if any.
+    pub fn tokens_per_minute(&self) -> Option<u64> {
+        self.state
+            .lock()
+            .unwrap()
+            .tokens
+            .as_ref()
+            .map(|b| b.per_minute as u64)
+    }
+
     /// Current concurrency cap (for tests and metrics).
     pub fn concurrency(&self) -> usize {
         self.state.lock().unwrap().window.floor() as usize

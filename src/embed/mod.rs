@@ -263,6 +263,17 @@ impl Embedder {
         &self.limiter
     }
 
+    /// Tokens one request may carry: the provider's per-request limit, and no more than an
+    /// eighth of its tokens-per-minute limit. A request larger than the whole minute's
+    /// budget could never be accepted, and large requests make pacing lumpy.
+    pub fn max_request_tokens(&self) -> usize {
+        let per_request = self.settings.max_tokens_per_request;
+        match self.limiter.tokens_per_minute() {
+            Some(tpm) => per_request.min((tpm / 8).max(self.settings.max_input_tokens as u64) as usize),
+            None => per_request,
+        }
+    }
+
     /// The quota or authentication error that stopped all requests, while it holds.
     pub fn halted(&self) -> Option<EmbedError> {
         let mut halted = self.halted.lock().unwrap();
@@ -293,7 +304,7 @@ impl Embedder {
         for batch in plan_batches(
             &counts,
             self.settings.max_inputs_per_request,
-            self.settings.max_tokens_per_request,
+            self.max_request_tokens(),
         ) {
             let tokens = counts[batch.clone()].iter().sum::<usize>() as u64;
             vectors.extend(self.send(texts[batch].to_vec(), tokens, usage).await?);

@@ -7,6 +7,7 @@ mod support;
 mod batching;
 mod embedding_faults;
 mod failures;
+mod formats;
 mod ingest;
 mod queue;
 mod rls;

@@ -1,5 +1,10 @@
 //! Text extraction: the format is detected from the bytes, then each format yields sections
-//! (a PDF page, or the whole text) ready for chunking.
+//! (a PDF page, or the whole text) ready for chunking. HTML and DOCX become Markdown-style
+//! text (`#` headings) so that chunks carry their heading path as Markdown's do.
+
+mod docx;
+mod html;
+mod pdf;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -9,6 +14,8 @@ pub enum Format {
     Pdf,
     Markdown,
     PlainText,
+    Html,
+    Docx,
 }
 
 impl Format {
@@ -17,7 +24,14 @@ impl Format {
             Format::Pdf => "pdf",
             Format::Markdown => "markdown",
             Format::PlainText => "text",
+            Format::Html => "html",
+            Format::Docx => "docx",
         }
+    }
+
+    /// Whether the extracted text uses Markdown headings (and so gets heading paths).
+    pub fn has_headings(self) -> bool {
+        matches!(self, Format::Markdown | Format::Html | Format::Docx)
     }
 }
 
@@ -50,16 +64,32 @@ pub enum ExtractError {
     TooLarge { size: usize, max: usize },
     #[error("the extractor crashed on this file: {0}")]
     Panicked(String),
+    #[error("corrupt or unreadable DOCX: {0}")]
+    CorruptDocx(String),
+    #[error("the document expands to more than {0} bytes when decompressed (zip bomb?)")]
+    Bomb(usize),
+    #[error("text extraction took longer than {0}s (extract.timeout_secs)")]
+    Timeout(u64),
 }
 
-/// Detects the format from magic numbers. Names and MIME types are only consulted to tell
-/// Markdown from plain text, which share their bytes.
+/// Detects the format from magic numbers and content. Names and MIME types are only
+/// consulted to tell Markdown from plain text, which share their bytes.
 pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, ExtractError> {
     if bytes.starts_with(b"%PDF-") || find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some() {
         return Ok(Format::Pdf);
     }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return if docx::is_docx(bytes) {
+            Ok(Format::Docx)
+        } else {
+            Err(ExtractError::Unsupported(zip_kind(bytes).into()))
+        };
+    }
     if let Some(kind) = binary_kind(bytes) {
         return Err(ExtractError::Unsupported(kind.to_string()));
+    }
+    if looks_like_html(bytes) {
+        return Ok(Format::Html);
     }
     let lower = name.to_ascii_lowercase();
     let markdown = lower.ends_with(".md")
@@ -72,13 +102,44 @@ pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, Ex
     })
 }
 
+/// An HTML document starts (after a BOM, whitespace and comments) with a doctype or a
+/// structural tag.
+fn looks_like_html(bytes: &[u8]) -> bool {
+    let head = decode_text(&bytes[..bytes.len().min(2048)]).to_ascii_lowercase();
+    let mut rest = head.trim_start();
+    while let Some(after) = rest.strip_prefix("<!--") {
+        rest = after.split_once("-->").map_or("", |(_, r)| r).trim_start();
+    }
+    if rest.starts_with("<?xml") {
+        rest = rest.split_once("?>").map_or("", |(_, r)| r).trim_start();
+    }
+    ["<!doctype html", "<html", "<head", "<body"]
+        .iter()
+        .any(|p| rest.starts_with(p))
+}
+
+/// What a non-DOCX zip is, for the error message.
+fn zip_kind(bytes: &[u8]) -> &'static str {
+    let head = &bytes[..bytes.len().min(4096)];
+    if find(head, b"xl/").is_some() {
+        "XLSX spreadsheet"
+    } else if find(head, b"ppt/").is_some() {
+        "PPTX presentation"
+    } else if find(head, b"mimetypeapplication/epub").is_some() {
+        "EPUB book"
+    } else if find(head, b"mimetypeapplication/vnd.oasis.opendocument").is_some() {
+        "OpenDocument file"
+    } else {
+        "ZIP archive"
+    }
+}
+
 fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
     const MAGIC: &[(&[u8], &str)] = &[
         (b"\x89PNG\r\n\x1a\n", "PNG image"),
         (b"\xff\xd8\xff", "JPEG image"),
         (b"GIF87a", "GIF image"),
         (b"GIF89a", "GIF image"),
-        (b"PK\x03\x04", "ZIP archive (DOCX/XLSX/ZIP)"),
         (b"\x1f\x8b", "gzip archive"),
         (b"\x7fELF", "ELF executable"),
         (b"MZ", "Windows executable"),
@@ -116,12 +177,12 @@ pub fn extract(
     max_text_bytes: usize,
 ) -> Result<Document, ExtractError> {
     let format = detect(bytes, name, mime)?;
+    let whole = |text: String| Ok(vec![Section { text, page: None }]);
     let sections = catch_unwind(AssertUnwindSafe(|| match format {
-        Format::Pdf => extract_pdf(bytes),
-        Format::Markdown | Format::PlainText => Ok(vec![Section {
-            text: decode_text(bytes),
-            page: None,
-        }]),
+        Format::Pdf => pdf::extract(bytes),
+        Format::Markdown | Format::PlainText => whole(decode_text(bytes)),
+        Format::Html => whole(html::to_markdown(&decode_text(bytes))),
+        Format::Docx => docx::to_markdown(bytes, max_text_bytes).and_then(whole),
     }))
     .map_err(|panic| ExtractError::Panicked(panic_message(&panic)))??;
 
@@ -150,62 +211,20 @@ pub fn extract(
     Ok(Document { format, sections })
 }
 
-/// Bound on a page's decompressed content streams, so a compression bomb fails the file
-/// instead of exhausting memory.
-const MAX_PDF_STREAM_BYTES: usize = 256 << 20;
-
-fn extract_pdf(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
-    // lopdf decrypts files encrypted with an empty user password while loading; a file that
-    // still reports encryption afterwards needs a real password.
-    let doc = lopdf::Document::load_mem(bytes).map_err(|e| match e {
-        lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword => ExtractError::Encrypted,
-        other => ExtractError::CorruptPdf(other.to_string()),
-    })?;
-    if doc.is_encrypted() {
-        return Err(ExtractError::Encrypted);
-    }
-    let pages = doc.get_pages();
-    if pages.is_empty() {
-        return Err(ExtractError::CorruptPdf("the document has no pages".into()));
-    }
-    let mut sections = Vec::with_capacity(pages.len());
-    for &number in pages.keys() {
-        // A page whose content cannot be decoded is skipped rather than failing the whole
-        // document; a document with no readable page at all fails below as "no text".
-        if let Ok(text) = doc.extract_text_with_limit(&[number], MAX_PDF_STREAM_BYTES) {
-            sections.push(Section {
-                text,
-                page: Some(number as i32),
-            });
-        }
-    }
-    Ok(sections)
-}
-
-/// Decodes text: UTF-8 (BOM stripped), UTF-16 with a BOM, otherwise Latin-1, which maps
-/// every byte and so never fails.
+/// Decodes text: UTF-8 (BOM stripped), UTF-16 with a BOM, otherwise the legacy encoding
+/// chardetng finds most likely (windows-1252, ISO-8859-x, Shift_JIS, GBK, ...). Never fails:
+/// undecodable bytes become U+FFFD.
 pub fn decode_text(bytes: &[u8]) -> String {
-    if let Some(rest) = bytes.strip_prefix(b"\xef\xbb\xbf") {
-        return String::from_utf8_lossy(rest).into_owned();
+    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        return encoding.decode_without_bom_handling(&bytes[bom..]).0.into_owned();
     }
-    if let Some(rest) = bytes.strip_prefix(b"\xff\xfe") {
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        return String::from_utf16_lossy(&units);
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_string();
     }
-    if let Some(rest) = bytes.strip_prefix(b"\xfe\xff") {
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect();
-        return String::from_utf16_lossy(&units);
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => bytes.iter().map(|&b| b as char).collect(),
-    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(bytes, true);
+    let encoding = detector.guess(None, chardetng::Utf8Detection::Deny);
+    encoding.decode_without_bom_handling(bytes).0.into_owned()
 }
 
 /// Makes text storable in Postgres and pleasant to chunk: NUL bytes (which a `text` column
@@ -264,7 +283,12 @@ mod tests {
         assert_eq!(decode_text(b"\xef\xbb\xbfcaf\xc3\xa9"), "café");
         assert_eq!(decode_text(b"\xff\xfec\0a\0f\0\xe9\0"), "café");
         assert_eq!(decode_text(b"\xfe\xff\0c\0a\0f\0\xe9"), "café");
-        assert_eq!(decode_text(b"caf\xe9"), "café"); // Latin-1
+        assert_eq!(decode_text(b"caf\xe9 cr\xe8me br\xfbl\xe9e"), "café crème brûlée"); // Latin-1
+        // Shift_JIS Japanese is told apart from Latin-1.
+        assert_eq!(
+            decode_text(b"\x93\xfa\x96\x7b\x8c\xea\x82\xcc\x95\xb6\x8f\x91\x82\xc5\x82\xb7\x81\x42"),
+            "日本語の文書です。"
+        );
     }
 
     #[test]

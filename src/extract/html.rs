@@ -1,0 +1,146 @@
+//! HTML to Markdown-style text: the main content with headings as `#` lines, paragraphs and
+//! list items on their own lines, table cells separated by ` | `; scripts, styles, forms and
+//! navigation chrome (nav, header, footer, aside) are dropped.
+
+use scraper::{ElementRef, Html, Node, Selector};
+
+/// Elements whose text is never content.
+const SKIP: &[&str] = &[
+    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "nav", "header",
+    "footer", "aside", "form", "button", "select", "head",
+];
+
+/// Elements that start a new line.
+const BLOCKS: &[&str] = &[
+    "p", "div", "section", "article", "main", "li", "tr", "br", "pre", "blockquote", "dd",
+    "dt", "figcaption", "table", "ul", "ol", "hr",
+];
+
+pub(super) fn to_markdown(html: &str) -> String {
+    let doc = Html::parse_document(html);
+    // Prefer the page's main content when it marks it.
+    let root = ["main", "article", "[role=main]", "body"]
+        .iter()
+        .find_map(|sel| doc.select(&Selector::parse(sel).expect("static selector")).next())
+        .unwrap_or_else(|| doc.root_element());
+    let mut out = String::new();
+    walk(root, &mut out);
+    tidy(&out)
+}
+
+fn walk(element: ElementRef<'_>, out: &mut String) {
+    let name = element.value().name();
+    if SKIP.contains(&name) {
+        return;
+    }
+    if let Some(level) = heading_level(name) {
+        let text: String = element.text().collect::<Vec<_>>().join(" ");
+        let text = collapse(&text);
+        if !text.is_empty() {
+            out.push_str("\n\n");
+            out.push_str(&"#".repeat(level));
+            out.push(' ');
+            out.push_str(&text);
+            out.push_str("\n\n");
+        }
+        return;
+    }
+    let block = BLOCKS.contains(&name);
+    if block {
+        out.push('\n');
+    }
+    if name == "li" {
+        out.push_str("- ");
+    }
+    let cell = name == "td" || name == "th";
+    for child in element.children() {
+        match child.value() {
+            Node::Text(t) => {
+                if name == "pre" {
+                    out.push_str(t);
+                } else {
+                    let text = collapse(t);
+                    if !text.is_empty() {
+                        if !out.ends_with([' ', '\n', '-']) && !out.is_empty() && t.starts_with(char::is_whitespace) {
+                            out.push(' ');
+                        }
+                        out.push_str(&text);
+                        if t.ends_with(char::is_whitespace) {
+                            out.push(' ');
+                        }
+                    }
+                }
+            }
+            Node::Element(_) => {
+                if let Some(child) = ElementRef::wrap(child) {
+                    walk(child, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    if cell {
+        out.push_str(" | ");
+    }
+    if block {
+        out.push('\n');
+    }
+}
+
+fn heading_level(name: &str) -> Option<usize> {
+    match name {
+        "h1" => Some(1),
+        "h2" => Some(2),
+        "h3" => Some(3),
+        "h4" => Some(4),
+        "h5" => Some(5),
+        "h6" => Some(6),
+        _ => None,
+    }
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Trims every line, drops a trailing cell separator, and keeps at most one blank line.
+fn tidy(text: &str) -> String {
+    let mut out = String::new();
+    let mut blank = true;
+    for line in text.lines() {
+        let line = line.trim().trim_end_matches('|').trim_end();
+        if line.is_empty() {
+            if !blank {
+                out.push('\n');
+            }
+            blank = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        blank = false;
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_content_and_headings_and_drops_chrome() {
+        let html = r#"<!doctype html><html><head><title>T</title><style>p{color:red}</style>
+          <script>var secret = 1;</script></head><body>
+          <nav><a href="/">Home</a> <a href="/about">About us</a></nav>
+          <header>Site banner</header>
+          <main><h1>Tide tables</h1><p>High tide is at <b>6:12</b> today.</p>
+          <h2>Harbour</h2><ul><li>Berth one</li><li>Berth two</li></ul>
+          <table><tr><th>Day</th><th>Height</th></tr><tr><td>Mon</td><td>4.1 m</td></tr></table></main>
+          <footer>Copyright 2024</footer></body></html>"#;
+        let md = to_markdown(html);
+        assert_eq!(
+            md,
+            "# Tide tables\n\nHigh tide is at 6:12 today.\n\n## Harbour\n\n- Berth one\n- Berth two\nDay | Height\nMon | 4.1 m"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Extraction by format, through the whole pipeline: what a user would check in the rows.
+
+use std::io::Write;
+
+use uuid::Uuid;
+
+use crate::support::TestEnv;
+
+async fn heading_of(env: &TestEnv, file: Uuid, needle: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "select heading from document_chunks where file_id = $1 and content like '%' || $2 || '%' limit 1",
+    )
+    .bind(file)
+    .bind(needle)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap_or_else(|e| panic!("no chunk contains {needle:?}: {e}"))
+}
+
+async fn all_content(env: &TestEnv, file: Uuid) -> String {
+    sqlx::query_scalar("select string_agg(content, '\n' order by chunk_index) from document_chunks where file_id = $1")
+        .bind(file)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pdfs_keep_ligatures_columns_and_page_numbers() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    let lig = env.enqueue(user, "ligatures.pdf").await;
+    let cols = env.enqueue(user, "two-column.pdf").await;
+    env.drain().await;
+
+    let text = env.file(lig).await.extracted_text.unwrap();
+    assert!(text.contains("The field of flowers was filled with butterflies."), "{text}");
+    assert!(text.contains("Our offline office keeps financial files safe."), "{text}");
+
+    let row = env.file(cols).await;
+    assert_eq!(row.status, "completed");
+    let text = row.extracted_text.unwrap();
+    // Column by column: the left paragraph ends before the right one starts.
+    let left_end = text.find("across an estuary mouth.").expect("left column");
+    let right_start = text.find("Wave farms instead float").expect("right column");
+    assert!(left_end < right_start, "{text}");
+    assert!(text.contains("turbines built into a barrage"));
+    let pages: Vec<Option<i32>> = sqlx::query_scalar("select distinct page_number from document_chunks where file_id = $1")
+        .bind(cols)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(pages, vec![Some(1)]);
+}
+
+#[tokio::test]
+async fn html_keeps_content_and_headings_and_drops_page_chrome() {
+    let env = TestEnv::start().await;
+    let id = env.enqueue(Uuid::new_v4(), "page.html").await;
+    env.drain().await;
+    assert_eq!(env.file(id).await.status, "completed");
+    let content = all_content(&env, id).await;
+    for chrome in ["Shop crampons", "tracking pixel", "Subscribe", "Top ten beaches", "All rights reserved", "font-family"] {
+        assert!(!content.contains(chrome), "{chrome:?} leaked into the chunks:\n{content}");
+    }
+    assert_eq!(
+        heading_of(&env, id, "prusik loop").await.as_deref(),
+        Some("Glacier hiking guide > Equipment")
+    );
+    assert_eq!(
+        heading_of(&env, id, "Waterproof shell jacket").await.as_deref(),
+        Some("Glacier hiking guide > Equipment > Clothing")
+    );
+    assert_eq!(
+        heading_of(&env, id, "snow bridges").await.as_deref(),
+        Some("Glacier hiking guide > Timing")
+    );
+}
+
+#[tokio::test]
+async fn docx_headings_come_from_styles_and_tables_become_text() {
+    let env = TestEnv::start().await;
+    let id = env.enqueue(Uuid::new_v4(), "report.docx").await;
+    env.drain().await;
+    let row = env.file(id).await;
+    assert_eq!(row.status, "completed", "{:?}", row.last_error);
+    assert_eq!(
+        heading_of(&env, id, "twelve metres").await.as_deref(),
+        Some("Harbour Operations Report > Dredging")
+    );
+    assert_eq!(
+        heading_of(&env, id, "Van Oord").await.as_deref(),
+        Some("Harbour Operations Report > Dredging > Costs & Contractors")
+    );
+    assert_eq!(
+        heading_of(&env, id, "78 percent").await.as_deref(),
+        Some("Harbour Operations Report > Berth Occupancy")
+    );
+    let text = row.extracted_text.unwrap();
+    assert!(text.contains("North quay | 41 | 82%"), "{text}");
+}
+
+#[tokio::test]
+async fn legacy_encodings_are_detected() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    let utf16 = env.enqueue(user, "timetable-utf16.txt").await;
+    let latin1 = env.enqueue(user, "recipe-latin1.txt").await;
+    env.drain().await;
+    let text = env.file(utf16).await.extracted_text.unwrap();
+    assert!(text.starts_with("Ærøskøbing ferry timetable\nThe ferry to Svendborg leaves at 06:45"), "{text}");
+    let text = env.file(latin1).await.extracted_text.unwrap();
+    assert!(text.contains("Crème brûlée recipe"), "{text}");
+    assert!(text.contains("the façade should crack"), "{text}");
+}
+
+#[tokio::test]
+async fn other_zip_files_are_unsupported_with_their_kind() {
+    let env = TestEnv::start().await;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        zip.start_file("xl/workbook.xml", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(b"<workbook/>").unwrap();
+        zip.finish().unwrap();
+    }
+    let path = env.dir.path().join("numbers.docx"); // the name lies; the bytes decide
+    std::fs::write(&path, buf.into_inner()).unwrap();
+    let id = env.enqueue_path(Uuid::new_v4(), &path).await;
+    env.drain().await;
+    let row = env.file(id).await;
+    assert_eq!(row.status, "failed");
+    assert_eq!(row.last_error.as_deref(), Some("unsupported file type: XLSX spreadsheet"));
+}
