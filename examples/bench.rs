@@ -76,14 +76,17 @@ impl Rng {
 
 fn vocabulary() -> Vec<String> {
     let syllables = [
-        "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "qua", "bri", "dor", "fen", "gal", "hul",
-        "jin", "kor", "lum", "mar", "nox", "pel", "ros", "sul", "tor", "ult", "ven", "wyn", "xel",
+        "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "qua", "bri", "dor", "fen", "gal",
+        "hul", "jin", "kor", "lum", "mar", "nox", "pel", "ros", "sul", "tor", "ult", "ven", "wyn",
+        "xel",
     ];
     let mut rng = Rng(7);
     (0..600)
         .map(|_| {
             let n = 2 + rng.below(2) as usize;
-            (0..n).map(|_| syllables[rng.below(syllables.len() as u64) as usize]).collect()
+            (0..n)
+                .map(|_| syllables[rng.below(syllables.len() as u64) as usize])
+                .collect()
         })
         .collect()
 }
@@ -125,7 +128,10 @@ fn pdf(text: &str) -> Vec<u8> {
             Operation::new("Td", vec![50.into(), 780.into()]),
         ];
         for line in page {
-            ops.push(Operation::new("Tj", vec![Object::string_literal(line.as_str())]));
+            ops.push(Operation::new(
+                "Tj",
+                vec![Object::string_literal(line.as_str())],
+            ));
             ops.push(Operation::new("T*", vec![]));
         }
         ops.push(Operation::new("ET", vec![]));
@@ -187,12 +193,16 @@ struct Env {
 }
 
 async fn prepare_env(dir: &Path, name: &str, fake: &FakeOpenAi, args: &Args, extra: &str) -> Env {
-    let admin_url = std::env::var("RAGWORKER_TEST_DATABASE_URL").expect("run through scripts/bench.sh");
+    let admin_url =
+        std::env::var("RAGWORKER_TEST_DATABASE_URL").expect("run through scripts/bench.sh");
     let s3 = std::env::var("RAGWORKER_TEST_S3_ENDPOINT").expect("run through scripts/bench.sh");
     let suffix = Uuid::new_v4().simple().to_string();
     let db = format!("bench_{name}_{}", &suffix[..8]);
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("create database {db}")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("create database {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
     let bucket = format!("bench-{name}-{}", &suffix[..8]).replace('_', "-");
     let config = format!(
@@ -224,9 +234,17 @@ level = "warn"
     std::fs::write(&config_path, &config).unwrap();
     let settings = Arc::new(Settings::from_toml_layers(&[&config]).unwrap());
     let pool = ragworker::db::connect(&settings.database).await.unwrap();
-    ragworker::db::migrate(&pool, &settings.embedding).await.unwrap();
+    ragworker::db::migrate(&pool, &settings.embedding)
+        .await
+        .unwrap();
     let storage = S3Storage::from_settings(&settings.storage).await;
-    storage.client().create_bucket().bucket(&bucket).send().await.unwrap();
+    storage
+        .client()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     Env {
         settings,
         config_path,
@@ -244,7 +262,9 @@ async fn upload(env: &Env, corpus: &[PathBuf]) -> Uuid {
         conversation_id: None,
     };
     for path in corpus {
-        enqueue_file(&env.pool, &env.storage, &env.bucket, owner, path).await.unwrap();
+        enqueue_file(&env.pool, &env.storage, &env.bucket, owner, path)
+            .await
+            .unwrap();
     }
     user
 }
@@ -266,10 +286,16 @@ impl RunFigures {
         let tpm = self.tokens as f64 / secs * 60.0;
         println!("--- {label}");
         println!("  wall time          {secs:.1} s");
-        println!("  files              {} completed, {} failed", self.files, self.failed);
+        println!(
+            "  files              {} completed, {} failed",
+            self.files, self.failed
+        );
         println!("  files/s            {:.1}", self.files as f64 / secs);
         println!("  chunks/s           {:.1}", self.chunks as f64 / secs);
-        println!("  tokens             {} ({:.0} tokens/min)", self.tokens, tpm);
+        println!(
+            "  tokens             {} ({:.0} tokens/min)",
+            self.tokens, tpm
+        );
         if let Some(limit) = tpm_limit {
             // The provider's bucket starts full (a minute's worth), so a run of a few
             // minutes gets that minute free; the sustained figure leaves it out.
@@ -287,7 +313,10 @@ impl RunFigures {
             100.0 * self.rate_limited as f64 / self.requests.max(1) as f64
         );
         if self.peak_rss_kib > 0 {
-            println!("  peak RSS           {:.1} MiB", self.peak_rss_kib as f64 / 1024.0);
+            println!(
+                "  peak RSS           {:.1} MiB",
+                self.peak_rss_kib as f64 / 1024.0
+            );
         }
     }
 }
@@ -344,7 +373,10 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
         }
     };
     let wall = started.elapsed();
-    assert!(status.code() == Some(0) || status.code() == Some(2), "ragworker failed: {status:?}");
+    assert!(
+        status.code() == Some(0) || status.code() == Some(2),
+        "ragworker failed: {status:?}"
+    );
     let (files, failed, chunks) = counts(&env.pool).await;
     RunFigures {
         wall,
@@ -422,12 +454,14 @@ async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures 
             .await
             .unwrap();
         }
-        sqlx::query("update files set processing_status = 'completed', chunk_count = $2 where id = $1")
-            .bind(id)
-            .bind(chunked.chunks.len() as i32)
-            .execute(&env.pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "update files set processing_status = 'completed', chunk_count = $2 where id = $1",
+        )
+        .bind(id)
+        .bind(chunked.chunks.len() as i32)
+        .execute(&env.pool)
+        .await
+        .unwrap();
     }
     let wall = started.elapsed();
     let (files, failed, chunks) = counts(&env.pool).await;
@@ -445,21 +479,41 @@ async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures 
 
 /// The database write path alone: the same chunk rows, with ready vectors, through the
 /// worker's own claim and completion transaction, `concurrency` files at a time.
-async fn run_db_only(env: &Env, corpus: &[PathBuf], dims: usize, concurrency: usize) -> (Duration, usize) {
+async fn run_db_only(
+    env: &Env,
+    corpus: &[PathBuf],
+    dims: usize,
+    concurrency: usize,
+) -> (Duration, usize) {
     upload(env, corpus).await;
     let chunker = ragworker::chunk::Chunker::new(&env.settings.chunking).unwrap();
-    let queue = ragworker::queue::Queue::new(env.pool.clone(), "db-only", env.settings.queue.clone());
+    let queue =
+        ragworker::queue::Queue::new(env.pool.clone(), "db-only", env.settings.queue.clone());
     let claimed = queue.claim(corpus.len()).await.unwrap();
     // Everything except the write is prepared before the clock starts.
     let mut prepared = Vec::new();
     for (file, lease) in claimed {
-        let bytes = std::fs::read(corpus.iter().find(|p| p.file_name().unwrap().to_str() == Some(&file.original_name)).unwrap()).unwrap();
-        let doc = ragworker::extract::extract(&bytes, &file.original_name, file.mime_type.as_deref(), 1 << 30).unwrap();
+        let bytes = std::fs::read(
+            corpus
+                .iter()
+                .find(|p| p.file_name().unwrap().to_str() == Some(&file.original_name))
+                .unwrap(),
+        )
+        .unwrap();
+        let doc = ragworker::extract::extract(
+            &bytes,
+            &file.original_name,
+            file.mime_type.as_deref(),
+            1 << 30,
+        )
+        .unwrap();
         let chunked = chunker.chunk(&doc);
         let vectors: Vec<pgvector::HalfVector> = chunked
             .chunks
             .iter()
-            .map(|c| pgvector::HalfVector::from_f32_slice(&fake_openai::embed_text(&c.content, dims)))
+            .map(|c| {
+                pgvector::HalfVector::from_f32_slice(&fake_openai::embed_text(&c.content, dims))
+            })
             .collect();
         prepared.push((file, lease, chunked, vectors));
     }
@@ -482,9 +536,17 @@ async fn run_db_only(env: &Env, corpus: &[PathBuf], dims: usize, concurrency: us
                 usage: Default::default(),
                 metadata: serde_json::json!({}),
             };
-            ragworker::store::complete_file(&pool, &lease, &file, &chunked, vectors, "text-embedding-3-small", &usage)
-                .await
-                .unwrap();
+            ragworker::store::complete_file(
+                &pool,
+                &lease,
+                &file,
+                &chunked,
+                vectors,
+                "text-embedding-3-small",
+                &usage,
+            )
+            .await
+            .unwrap();
             drop(permit);
         });
     }
@@ -500,11 +562,17 @@ async fn main() {
     std::fs::create_dir(&corpus_dir).unwrap();
     let t = Instant::now();
     let corpus = generate_corpus(&corpus_dir, args.docs);
-    let bytes: u64 = corpus.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let bytes: u64 = corpus
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     println!(
         "corpus: {} documents ({} PDFs), {:.1} MiB, generated in {:.1} s",
         corpus.len(),
-        corpus.iter().filter(|p| p.extension().is_some_and(|e| e == "pdf")).count(),
+        corpus
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+            .count(),
         bytes as f64 / (1 << 20) as f64,
         t.elapsed().as_secs_f64()
     );
@@ -519,13 +587,24 @@ async fn main() {
     let env = prepare_env(dir.path(), "limited", &limited, &args, "").await;
     upload(&env, &corpus).await;
     let figures = run_ragworker(&env, &limited).await;
-    figures.print("ragworker, TPM-limited provider (limits learned from headers)", Some(args.tpm));
+    figures.print(
+        "ragworker, TPM-limited provider (limits learned from headers)",
+        Some(args.tpm),
+    );
 
     let naive_env = prepare_env(dir.path(), "naive", &limited, &args, "").await;
     upload(&naive_env, &corpus).await;
-    let naive = run_naive(&naive_env, &limited, Duration::from_secs(args.baseline_secs)).await;
+    let naive = run_naive(
+        &naive_env,
+        &limited,
+        Duration::from_secs(args.baseline_secs),
+    )
+    .await;
     naive.print(
-        &format!("naive baseline, same provider right after (stopped after {} s)", args.baseline_secs),
+        &format!(
+            "naive baseline, same provider right after (stopped after {} s)",
+            args.baseline_secs
+        ),
         Some(args.tpm),
     );
     let ours_tpm = figures.tokens as f64 / figures.wall.as_secs_f64();
@@ -533,7 +612,8 @@ async fn main() {
     println!(
         "  => ragworker embeds {:.1}x the tokens per second of the baseline ({:.1}x the chunks/s)",
         ours_tpm / naive_tpm,
-        (figures.chunks as f64 / figures.wall.as_secs_f64()) / (naive.chunks as f64 / naive.wall.as_secs_f64())
+        (figures.chunks as f64 / figures.wall.as_secs_f64())
+            / (naive.chunks as f64 / naive.wall.as_secs_f64())
     );
     if args.limited_only {
         return;
@@ -545,12 +625,21 @@ async fn main() {
     let env = prepare_env(dir.path(), "unlimited", &open, &args, "").await;
     upload(&env, &corpus).await;
     let figures = run_ragworker(&env, &open).await;
-    figures.print(&format!("ragworker, unlimited provider, {} ms latency", args.latency_ms), None);
+    figures.print(
+        &format!(
+            "ragworker, unlimited provider, {} ms latency",
+            args.latency_ms
+        ),
+        None,
+    );
 
     let db_env = prepare_env(dir.path(), "dbonly", &open, &args, "").await;
     let (wall, chunks) = run_db_only(&db_env, &corpus, args.dims, args.concurrency).await;
     let db_rate = chunks as f64 / wall.as_secs_f64();
-    println!("--- database write path alone (same rows, HNSW index, {} files at a time)", args.concurrency);
+    println!(
+        "--- database write path alone (same rows, HNSW index, {} files at a time)",
+        args.concurrency
+    );
     println!("  wall time          {:.1} s", wall.as_secs_f64());
     println!("  chunks/s           {db_rate:.1}");
     println!(

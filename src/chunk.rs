@@ -93,11 +93,15 @@ impl Chunker {
                 Format::Markdown => strip_front_matter(&section.text),
                 _ => (section.text.as_str(), 0),
             };
-            let (headings, pieces): (Vec<Heading>, Vec<(usize, &str)>) = if doc.format.has_headings() {
-                (markdown_headings(body), self.markdown.chunk_indices(body).collect())
-            } else {
-                (Vec::new(), self.text.chunk_indices(body).collect())
-            };
+            let (headings, pieces): (Vec<Heading>, Vec<(usize, &str)>) =
+                if doc.format.has_headings() {
+                    (
+                        markdown_headings(body),
+                        self.markdown.chunk_indices(body).collect(),
+                    )
+                } else {
+                    (Vec::new(), self.text.chunk_indices(body).collect())
+                };
             // Byte → char offsets, walked forward once since chunks come in order.
             let mut chars_before = section.text[..body_offset].chars().count();
             let mut bytes_seen = 0usize;

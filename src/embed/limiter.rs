@@ -43,6 +43,23 @@ impl Bucket {
     }
 }
 
+impl State {
+    /// Brings both buckets up to now. Every reader and writer of `available` calls this
+    /// first: a value synced from headers must not later be credited for time before it.
+    fn refill(&mut self) -> Instant {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.last_refill);
+        self.last_refill = now;
+        if let Some(b) = self.requests.as_mut() {
+            b.refill(elapsed);
+        }
+        if let Some(b) = self.tokens.as_mut() {
+            b.refill(elapsed);
+        }
+        now
+    }
+}
+
 #[derive(Debug)]
 struct State {
     requests: Option<Bucket>,
@@ -114,15 +131,7 @@ impl RateLimiter {
             let released = self.released.notified();
             let wait = {
                 let mut s = self.state.lock().unwrap();
-                let now = Instant::now();
-                let elapsed = now.saturating_duration_since(s.last_refill);
-                s.last_refill = now;
-                if let Some(b) = s.requests.as_mut() {
-                    b.refill(elapsed);
-                }
-                if let Some(b) = s.tokens.as_mut() {
-                    b.refill(elapsed);
-                }
+                let now = s.refill();
                 let paused = s
                     .paused_until
                     .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
@@ -172,6 +181,7 @@ impl RateLimiter {
     /// one API key from drifting apart from the provider's view.
     pub fn observe(&self, headers: &RateLimitHeaders) {
         let mut s = self.state.lock().unwrap();
+        s.refill();
         let (others, other_tokens) = (s.in_flight as f64, s.in_flight_tokens as f64);
         if !s.configured_requests {
             if let Some(limit) = headers.limit_requests.filter(|&l| l > 0) {
@@ -195,6 +205,7 @@ impl RateLimiter {
     /// cap halves.
     pub fn rate_limited(&self, wait: Option<Duration>) {
         let mut s = self.state.lock().unwrap();
+        s.refill();
         let until = Instant::now() + wait.unwrap_or(Duration::from_secs(1));
         s.paused_until = Some(s.paused_until.map_or(until, |t| t.max(until)));
         s.window = (s.window / 2.0).max(1.0);

@@ -269,7 +269,9 @@ impl Embedder {
     pub fn max_request_tokens(&self) -> usize {
         let per_request = self.settings.max_tokens_per_request;
         match self.limiter.tokens_per_minute() {
-            Some(tpm) => per_request.min((tpm / 8).max(self.settings.max_input_tokens as u64) as usize),
+            Some(tpm) => {
+                per_request.min((tpm / 8).max(self.settings.max_input_tokens as u64) as usize)
+            }
             None => per_request,
         }
     }
@@ -392,8 +394,12 @@ impl Embedder {
         let result = attempt
             .retry(backoff)
             .when(EmbedError::is_retryable)
-            // The limiter already waits out the provider's reset before the next send; the
-            // backoff adds the jittered spacing for errors that gave no hint.
+            // After a 429 the limiter already holds every request until the provider's reset;
+            // backing off on top of that would only idle the quota. Other errors get the
+            // capped, jittered exponential spacing.
+            .adjust(|err, delay| {
+                delay.map(|d| if err.is_rate_limit() { Duration::ZERO } else { d })
+            })
             .notify(|err, delay| {
                 retries += 1;
                 if err.is_rate_limit() {

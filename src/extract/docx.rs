@@ -19,7 +19,11 @@ pub(super) fn is_docx(bytes: &[u8]) -> bool {
 }
 
 /// Reads one part, refusing to inflate it past `limit` bytes.
-fn read_part(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: usize) -> Result<Option<String>, ExtractError> {
+fn read_part(
+    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+    limit: usize,
+) -> Result<Option<String>, ExtractError> {
     let file = match zip.by_name(name) {
         Ok(f) => f,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
@@ -38,7 +42,8 @@ fn read_part(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: usize)
 }
 
 pub(super) fn to_markdown(bytes: &[u8], max_text_bytes: usize) -> Result<String, ExtractError> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ExtractError::CorruptDocx(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| ExtractError::CorruptDocx(e.to_string()))?;
     // XML markup is many times the size of its text; allow for it, but not without bound.
     let limit = max_text_bytes.saturating_mul(8).max(1 << 20);
     let body = read_part(&mut zip, "word/document.xml", limit)?
@@ -50,8 +55,8 @@ pub(super) fn to_markdown(bytes: &[u8], max_text_bytes: usize) -> Result<String,
     paragraphs(&body, &headings)
 }
 
-/// Maps style ids to heading levels: styles named "heading N" or "title", or with an
-/// outline level.
+/// Maps style ids to heading levels: "Title" is level 1 and "heading N" level N+1 (so a
+/// document's title heads the path of its sections), or from an outline level.
 fn heading_styles(xml: &str) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     let mut reader = Reader::from_str(xml);
@@ -66,7 +71,9 @@ fn heading_styles(xml: &str) -> HashMap<String, usize> {
                         let level = if name == "title" {
                             Some(1)
                         } else {
-                            name.strip_prefix("heading ").and_then(|n| n.trim().parse::<usize>().ok())
+                            name.strip_prefix("heading ")
+                                .and_then(|n| n.trim().parse::<usize>().ok())
+                                .map(|n| n + 1)
                         };
                         if let Some(level) = level.filter(|l| (1..=6).contains(l)) {
                             out.insert(id.clone(), level);
@@ -74,8 +81,11 @@ fn heading_styles(xml: &str) -> HashMap<String, usize> {
                     }
                 }
                 "outlineLvl" => {
-                    if let (Some(id), Some(level)) = (&current, attr(&e, "val").and_then(|v| v.parse::<usize>().ok())) {
-                        out.entry(id.clone()).or_insert((level + 1).min(6));
+                    if let (Some(id), Some(level)) = (
+                        &current,
+                        attr(&e, "val").and_then(|v| v.parse::<usize>().ok()),
+                    ) {
+                        out.entry(id.clone()).or_insert((level + 2).min(6));
                     }
                 }
                 _ => {}
@@ -92,7 +102,11 @@ fn attr(e: &quick_xml::events::BytesStart<'_>, local: &str) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == local)
-        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()))
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
 }
 
 fn paragraphs(xml: &str, headings: &HashMap<String, usize>) -> Result<String, ExtractError> {
@@ -126,7 +140,9 @@ fn paragraphs(xml: &str, headings: &HashMap<String, usize>) -> Result<String, Ex
                 // Entity and character references (&amp;, &#8217;) arrive as their own events.
                 if let Ok(Some(c)) = r.resolve_char_ref() {
                     para.push(c);
-                } else if let Some(c) = quick_xml::escape::resolve_predefined_entity(&r.xml10_content()) {
+                } else if let Some(c) =
+                    quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                {
                     para.push_str(c);
                 }
             }
@@ -153,12 +169,10 @@ fn paragraphs(xml: &str, headings: &HashMap<String, usize>) -> Result<String, Ex
                         }
                     }
                 }
-                "tr" => {
-                    if !cells.is_empty() {
-                        out.push_str(&cells.join(" | "));
-                        out.push('\n');
-                        cells.clear();
-                    }
+                "tr" if !cells.is_empty() => {
+                    out.push_str(&cells.join(" | "));
+                    out.push('\n');
+                    cells.clear();
                 }
                 "tbl" => {
                     table_depth = table_depth.saturating_sub(1);

@@ -12,8 +12,23 @@ const SKIP: &[&str] = &[
 
 /// Elements that start a new line.
 const BLOCKS: &[&str] = &[
-    "p", "div", "section", "article", "main", "li", "tr", "br", "pre", "blockquote", "dd",
-    "dt", "figcaption", "table", "ul", "ol", "hr",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "tr",
+    "br",
+    "pre",
+    "blockquote",
+    "dd",
+    "dt",
+    "figcaption",
+    "table",
+    "ul",
+    "ol",
+    "hr",
 ];
 
 pub(super) fn to_markdown(html: &str) -> String {
@@ -21,7 +36,10 @@ pub(super) fn to_markdown(html: &str) -> String {
     // Prefer the page's main content when it marks it.
     let root = ["main", "article", "[role=main]", "body"]
         .iter()
-        .find_map(|sel| doc.select(&Selector::parse(sel).expect("static selector")).next())
+        .find_map(|sel| {
+            doc.select(&Selector::parse(sel).expect("static selector"))
+                .next()
+        })
         .unwrap_or_else(|| doc.root_element());
     let mut out = String::new();
     walk(root, &mut out);
@@ -61,7 +79,10 @@ fn walk(element: ElementRef<'_>, out: &mut String) {
                 } else {
                     let text = collapse(t);
                     if !text.is_empty() {
-                        if !out.ends_with([' ', '\n', '-']) && !out.is_empty() && t.starts_with(char::is_whitespace) {
+                        if !out.ends_with([' ', '\n', '-'])
+                            && !out.is_empty()
+                            && t.starts_with(char::is_whitespace)
+                        {
                             out.push(' ');
                         }
                         out.push_str(&text);
@@ -140,7 +161,7 @@ mod tests {
         let md = to_markdown(html);
         assert_eq!(
             md,
-            "# Tide tables\n\nHigh tide is at 6:12 today.\n\n## Harbour\n\n- Berth one\n- Berth two\nDay | Height\nMon | 4.1 m"
+            "# Tide tables\n\nHigh tide is at 6:12 today.\n\n## Harbour\n\n- Berth one\n\n- Berth two\n\nDay | Height\n\nMon | 4.1 m"
         );
     }
 }

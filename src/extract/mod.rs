@@ -216,7 +216,10 @@ pub fn extract(
 /// undecodable bytes become U+FFFD.
 pub fn decode_text(bytes: &[u8]) -> String {
     if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
-        return encoding.decode_without_bom_handling(&bytes[bom..]).0.into_owned();
+        return encoding
+            .decode_without_bom_handling(&bytes[bom..])
+            .0
+            .into_owned();
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
         return s.to_string();
@@ -283,10 +286,15 @@ mod tests {
         assert_eq!(decode_text(b"\xef\xbb\xbfcaf\xc3\xa9"), "café");
         assert_eq!(decode_text(b"\xff\xfec\0a\0f\0\xe9\0"), "café");
         assert_eq!(decode_text(b"\xfe\xff\0c\0a\0f\0\xe9"), "café");
-        assert_eq!(decode_text(b"caf\xe9 cr\xe8me br\xfbl\xe9e"), "café crème brûlée"); // Latin-1
-        // Shift_JIS Japanese is told apart from Latin-1.
         assert_eq!(
-            decode_text(b"\x93\xfa\x96\x7b\x8c\xea\x82\xcc\x95\xb6\x8f\x91\x82\xc5\x82\xb7\x81\x42"),
+            decode_text(b"caf\xe9 cr\xe8me br\xfbl\xe9e"),
+            "café crème brûlée"
+        ); // Latin-1
+           // Shift_JIS Japanese is told apart from Latin-1.
+        assert_eq!(
+            decode_text(
+                b"\x93\xfa\x96\x7b\x8c\xea\x82\xcc\x95\xb6\x8f\x91\x82\xc5\x82\xb7\x81\x42"
+            ),
             "日本語の文書です。"
         );
     }
