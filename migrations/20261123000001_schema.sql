@@ -19,9 +19,14 @@ begin
                               (nullif(current_setting(''request.jwt.claims'', true), '''')::jsonb ->> ''sub'')), '''')::uuid'
     $f$;
   end if;
-  -- The role app users reach the database as, on Supabase and through PostgREST.
+  -- The role app users reach the database as, on Supabase and through PostgREST. Roles are
+  -- shared by all databases of a server, so two databases migrating at once may race here.
   if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin;
+    begin
+      create role authenticated nologin;
+    exception when duplicate_object or unique_violation then
+      null;
+    end;
   end if;
 end
 $$;
