@@ -175,3 +175,38 @@ async fn over_long_inputs_are_split_and_averaged_or_rejected() {
     );
     assert_eq!(strict.fake.requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pacing_against_a_token_limit_keeps_429s_under_one_percent() {
+    // 60k tokens/min = 1000 tokens/s; 8 concurrent senders of ~250-token requests. After the
+    // first minute's bucket (60k) the limiter must pace to the provider's rate.
+    let env =
+        TestEnv::with_limited_provider("[embedding]\nmax_concurrent_requests = 8", 100_000, 60_000)
+            .await;
+    let embedder = env.worker.embedder.clone();
+    let text = "harbour tide ferry lighthouse ".repeat(50);
+    let tokens = env.worker.chunker.count_tokens(&text);
+    let total_requests = (75_000 / tokens).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..total_requests {
+        let embedder = embedder.clone();
+        let text = text.clone();
+        tasks.spawn(async move {
+            let mut usage = Usage::default();
+            embedder
+                .send(vec![text], tokens as u64, &mut usage)
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let limited = env.fake.stats().rate_limited.load(Ordering::SeqCst);
+    let requests = env.fake.requests();
+    eprintln!("{limited} 429s in {requests} requests of {tokens} tokens");
+    assert!(
+        limited * 100 <= requests,
+        "{limited} 429s in {requests} requests"
+    );
+}

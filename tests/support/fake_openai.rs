@@ -429,22 +429,10 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
         "usage": { "prompt_tokens": tokens, "total_tokens": tokens }
     }))
     .into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        "x-ratelimit-limit-requests",
-        HeaderValue::from_static("3000"),
-    );
-    h.insert(
-        "x-ratelimit-limit-tokens",
-        HeaderValue::from_static("1000000"),
-    );
-    h.insert(
-        "x-ratelimit-remaining-requests",
-        HeaderValue::from_static("2999"),
-    );
-    h.insert(
-        "x-ratelimit-remaining-tokens",
-        HeaderValue::from_static("999000"),
-    );
+    // The same headers as the real API: limits and what is left after this request.
+    for (name, value) in &limit_headers {
+        resp.headers_mut()
+            .insert(*name, HeaderValue::from_str(value).unwrap());
+    }
     resp
 }
