@@ -326,4 +326,25 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Inputs on which the fuzzers made a parsing crate (pdf-extract) panic: the panic must
+    /// stay inside `extract`, which answers with an ordinary result.
+    #[test]
+    fn fuzzer_crashes_stay_contained() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut as_pdf = b"%PDF-1.4\n".to_vec();
+            as_pdf.extend_from_slice(&data);
+            for bytes in [&data, &as_pdf] {
+                match extract(bytes, "fuzz.txt", None, 1 << 20) {
+                    Ok(doc) => assert!(!doc.sections.is_empty()),
+                    Err(e) => assert!(!e.to_string().is_empty()),
+                }
+            }
+            seen += 1;
+        }
+        assert!(seen >= 2);
+    }
 }
