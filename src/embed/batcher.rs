@@ -52,10 +52,6 @@ impl Batcher {
         Self { embedder, tx }
     }
 
-    pub fn embedder(&self) -> &Arc<Embedder> {
-        &self.embedder
-    }
-
     /// Embeds one file's chunks; returns the vectors in input order and this file's share of
     /// what was spent (also when it fails part-way).
     pub async fn embed(&self, inputs: &[&str], token_counts: &[usize]) -> Embedded {

@@ -251,16 +251,8 @@ impl Embedder {
         &self.settings.model
     }
 
-    pub fn dimensions(&self) -> u32 {
-        self.settings.dimensions
-    }
-
     pub fn settings(&self) -> &EmbeddingSettings {
         &self.settings
-    }
-
-    pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
     }
 
     /// Tokens one request may carry: the provider's per-request limit, and no more than an
