@@ -27,7 +27,7 @@ use lopdf::content::{Content, Operation};
 use lopdf::{dictionary, Object, Stream};
 use ragworker::config::Settings;
 use ragworker::enqueue::{enqueue_file, Owner};
-use ragworker::storage::S3Storage;
+use ragworker::storage::{S3Storage, Storage};
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
@@ -54,6 +54,9 @@ struct Args {
     /// Longest the naive baseline may run, in seconds.
     #[arg(long, default_value_t = 90)]
     baseline_secs: u64,
+    /// Skip the TPM-limited runs (ragworker and baseline).
+    #[arg(long)]
+    unlimited_only: bool,
     /// Skip the unlimited-provider and database-only runs.
     #[arg(long)]
     limited_only: bool,
@@ -188,7 +191,7 @@ struct Env {
     settings: Arc<Settings>,
     config_path: PathBuf,
     pool: PgPool,
-    storage: S3Storage,
+    storage: Storage,
     bucket: String,
 }
 
@@ -237,9 +240,8 @@ level = "warn"
     ragworker::db::migrate(&pool, &settings.embedding)
         .await
         .unwrap();
-    let storage = S3Storage::from_settings(&settings.storage).await;
-    storage
-        .client()
+    let s3 = S3Storage::from_settings(&settings.storage).await;
+    s3.client()
         .create_bucket()
         .bucket(&bucket)
         .send()
@@ -249,7 +251,7 @@ level = "warn"
         settings,
         config_path,
         pool,
-        storage,
+        storage: Storage::S3(s3),
         bucket,
     }
 }
@@ -278,6 +280,76 @@ struct RunFigures {
     requests: u64,
     rate_limited: u64,
     peak_rss_kib: u64,
+    /// None for the baseline, which runs inside this process next to the fake provider.
+    cpu: Option<CpuShares>,
+}
+
+/// Where the machine's CPU went during a run, in core-seconds: the ragworker process, this
+/// benchmark process (the fake provider), and everything else (Postgres, the S3 server).
+#[derive(Default)]
+struct CpuShares {
+    worker: f64,
+    provider: f64,
+    storage: f64,
+    busy: f64,
+}
+
+impl CpuShares {
+    fn print(&self, wall: Duration) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let secs = wall.as_secs_f64();
+        let pct = |x: f64| 100.0 * x / secs;
+        println!(
+            "  CPU (% of one core) ragworker {:.0}%, fake provider {:.0}%, S3 server {:.0}%, Postgres + rest {:.0}%; machine {:.0}% busy of {cores} cores",
+            pct(self.worker),
+            pct(self.provider),
+            pct(self.storage),
+            pct((self.busy - self.worker - self.provider - self.storage).max(0.0)),
+            100.0 * self.busy / secs / cores,
+        );
+    }
+}
+
+const CLOCK_TICKS: f64 = 100.0;
+
+/// utime + stime of a process, in seconds.
+fn process_cpu(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
+    Some(ticks / CLOCK_TICKS)
+}
+
+/// CPU seconds of the S3 server (s3s-fs, started by scripts/services.sh).
+fn storage_cpu() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "s3s-fs")
+        })
+        .filter_map(|e| process_cpu(e.file_name().to_str()?))
+        .sum()
+}
+
+/// Busy (non-idle, non-iowait) CPU time of the whole machine, in seconds.
+fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: f64 = fields.iter().sum();
+    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
+    (total - idle) / CLOCK_TICKS
 }
 
 impl RunFigures {
@@ -312,6 +384,9 @@ impl RunFigures {
             self.rate_limited,
             100.0 * self.rate_limited as f64 / self.requests.max(1) as f64
         );
+        if let Some(cpu) = &self.cpu {
+            cpu.print(self.wall);
+        }
         if self.peak_rss_kib > 0 {
             println!(
                 "  peak RSS           {:.1} MiB",
@@ -352,6 +427,11 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
         fake.stats().rate_limited.load(Ordering::SeqCst),
         fake.billed_tokens(),
     );
+    let (busy0, provider0, storage0) = (
+        machine_busy(),
+        process_cpu("self").unwrap_or(0.0),
+        storage_cpu(),
+    );
     let started = Instant::now();
     let mut child = tokio::process::Command::new(bin)
         .arg("--config")
@@ -363,9 +443,14 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
         .expect("ragworker binary next to the example (cargo build --release)");
     let pid = child.id().unwrap();
     let mut peak = 0;
+    let mut worker_cpu = 0.0;
     let status = loop {
         if let Some(kib) = peak_rss_kib(pid) {
             peak = peak.max(kib);
+        }
+        // The last sample before exit: at most 100 ms of CPU go uncounted.
+        if let Some(cpu) = process_cpu(&pid.to_string()) {
+            worker_cpu = cpu;
         }
         tokio::select! {
             status = child.wait() => break status.unwrap(),
@@ -373,6 +458,12 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
         }
     };
     let wall = started.elapsed();
+    let cpu = CpuShares {
+        worker: worker_cpu,
+        provider: process_cpu("self").unwrap_or(0.0) - provider0,
+        storage: storage_cpu() - storage0,
+        busy: machine_busy() - busy0,
+    };
     assert!(
         status.code() == Some(0) || status.code() == Some(2),
         "ragworker failed: {status:?}"
@@ -387,6 +478,7 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
         requests: fake.requests() - requests0,
         rate_limited: fake.stats().rate_limited.load(Ordering::SeqCst) - limited0,
         peak_rss_kib: peak,
+        cpu: Some(cpu),
     }
 }
 
@@ -474,6 +566,7 @@ async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures 
         requests: fake.requests() - requests0,
         rate_limited: fake.stats().rate_limited.load(Ordering::SeqCst) - limited0,
         peak_rss_kib: 0,
+        cpu: None,
     }
 }
 
@@ -554,42 +647,16 @@ async fn run_db_only(
     (started.elapsed(), chunks)
 }
 
-#[tokio::main]
-async fn main() {
-    let args = Args::parse();
-    let dir = tempfile::tempdir().unwrap();
-    let corpus_dir = dir.path().join("corpus");
-    std::fs::create_dir(&corpus_dir).unwrap();
-    let t = Instant::now();
-    let corpus = generate_corpus(&corpus_dir, args.docs);
-    let bytes: u64 = corpus
-        .iter()
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum();
-    println!(
-        "corpus: {} documents ({} PDFs), {:.1} MiB, generated in {:.1} s",
-        corpus.len(),
-        corpus
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
-            .count(),
-        bytes as f64 / (1 << 20) as f64,
-        t.elapsed().as_secs_f64()
-    );
-    println!(
-        "provider: {} ms latency, limits {} requests/min and {} tokens/min; ragworker concurrency {}, dimension {}",
-        args.latency_ms, args.rpm, args.tpm, args.concurrency, args.dims
-    );
-
-    // 1. TPM-limited provider: ragworker, then the naive baseline on the same provider.
+/// 1. TPM-limited provider: ragworker, then the naive baseline on the same provider.
+async fn limited_runs(args: &Args, dir: &Path, corpus: &[PathBuf]) {
     let limited = FakeOpenAi::start_with_limits(args.dims, Some((args.rpm, args.tpm))).await;
     limited.set_latency(Duration::from_millis(args.latency_ms));
-    let env = prepare_env(dir.path(), "limited", &limited, &args, "").await;
-    upload(&env, &corpus).await;
+    let env = prepare_env(dir, "limited", &limited, args, "").await;
+    upload(&env, corpus).await;
     // The baseline's database is ready before ragworker runs, so the baseline starts right
     // after it, on the provider's drained bucket: both are measured in steady state.
-    let naive_env = prepare_env(dir.path(), "naive", &limited, &args, "").await;
-    upload(&naive_env, &corpus).await;
+    let naive_env = prepare_env(dir, "naive", &limited, args, "").await;
+    upload(&naive_env, corpus).await;
     let figures = run_ragworker(&env, &limited).await;
     figures.print(
         "ragworker, TPM-limited provider (limits learned from headers)",
@@ -617,6 +684,38 @@ async fn main() {
         (figures.chunks as f64 / figures.wall.as_secs_f64())
             / (naive.chunks as f64 / naive.wall.as_secs_f64())
     );
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus_dir = dir.path().join("corpus");
+    std::fs::create_dir(&corpus_dir).unwrap();
+    let t = Instant::now();
+    let corpus = generate_corpus(&corpus_dir, args.docs);
+    let bytes: u64 = corpus
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    println!(
+        "corpus: {} documents ({} PDFs), {:.1} MiB, generated in {:.1} s",
+        corpus.len(),
+        corpus
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+            .count(),
+        bytes as f64 / (1 << 20) as f64,
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "provider: {} ms latency, limits {} requests/min and {} tokens/min; ragworker concurrency {}, dimension {}",
+        args.latency_ms, args.rpm, args.tpm, args.concurrency, args.dims
+    );
+
+    if !args.unlimited_only {
+        limited_runs(&args, dir.path(), &corpus).await;
+    }
     if args.limited_only {
         return;
     }
