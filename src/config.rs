@@ -2,7 +2,7 @@
 //! standard environment variables → `RAGWORKER_SECTION__KEY` variables.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
@@ -52,6 +52,8 @@ pub struct StorageSettings {
     pub region: String,
     pub force_path_style: bool,
     pub max_object_bytes: u64,
+    /// Root directory of the "fs" backend: objects are `<fs_root>/<bucket>/<path>`.
+    pub fs_root: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,9 +212,9 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let fail = |msg: String| Err(ConfigError(msg));
-        if self.storage.backend != "s3" {
+        if !matches!(self.storage.backend.as_str(), "s3" | "fs") {
             return fail(format!(
-                "storage.backend = {:?} is not supported (use \"s3\")",
+                "storage.backend = {:?} is not supported (use \"s3\" or \"fs\")",
                 self.storage.backend
             ));
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::storage::S3Storage;
+use crate::storage::Storage;
 
 /// Who the uploaded files belong to.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +35,7 @@ pub fn mime_for(name: &str) -> &'static str {
 /// Uploads one local file and queues it; returns the new files.id.
 pub async fn enqueue_file(
     pool: &PgPool,
-    storage: &S3Storage,
+    storage: &Storage,
     bucket: &str,
     owner: Owner,
     path: &Path,

@@ -49,7 +49,7 @@ pub async fn build_worker(
     let embedder = Arc::new(embed::Embedder::new(&settings.embedding)?);
     Ok(worker::Worker {
         queue: queue::Queue::new(pool, worker_id, settings.queue.clone()),
-        storage: storage::S3Storage::from_settings(&settings.storage).await,
+        storage: storage::Storage::from_settings(&settings.storage).await?,
         batcher: embed::Batcher::spawn(embedder.clone()),
         embedder,
         chunker: chunk::Chunker::new(&settings.chunking)?,

@@ -139,7 +139,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             bucket,
             paths,
         } => {
-            let storage = storage::S3Storage::from_settings(&settings.storage).await;
+            let storage = storage::Storage::from_settings(&settings.storage).await?;
             let bucket = bucket.unwrap_or_else(|| settings.storage.bucket.clone());
             let owner = enqueue::Owner {
                 user_id: user,

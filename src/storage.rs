@@ -1,4 +1,8 @@
-//! Object storage: Supabase Storage or any S3-compatible server, through aws-sdk-s3.
+//! Object storage behind one small interface, [`Storage`]: Supabase Storage or any
+//! S3-compatible server through aws-sdk-s3 (`storage.backend = "s3"`), or a local directory
+//! (`"fs"`) for self-hosted setups, development and the demo.
+
+use std::path::{Component, Path, PathBuf};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::http::HttpResponse;
@@ -25,6 +29,155 @@ impl StorageError {
     /// Missing, oversized or forbidden objects stay that way; outages pass.
     pub fn is_permanent(&self) -> bool {
         !matches!(self, StorageError::Unavailable(_))
+    }
+}
+
+/// Where the worker reads objects and `enqueue` writes them. An enum rather than a trait
+/// object: there are two backends, both known here, and callers stay free of boxing.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    S3(S3Storage),
+    Fs(FsStorage),
+}
+
+impl Storage {
+    pub async fn from_settings(settings: &StorageSettings) -> Result<Self, StorageError> {
+        match settings.backend.as_str() {
+            "s3" => Ok(Storage::S3(S3Storage::from_settings(settings).await)),
+            "fs" => Ok(Storage::Fs(FsStorage::new(
+                &settings.fs_root,
+                settings.max_object_bytes,
+            ))),
+            other => Err(StorageError::Refused(format!(
+                "unknown storage.backend {other:?}: use \"s3\" or \"fs\""
+            ))),
+        }
+    }
+
+    /// Downloads an object, refusing anything over `storage.max_object_bytes`.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+        match self {
+            Storage::S3(s) => s.get(bucket, key).await,
+            Storage::Fs(s) => s.get(bucket, key).await,
+        }
+    }
+
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        match self {
+            Storage::S3(s) => s.put(bucket, key, body, content_type).await,
+            Storage::Fs(s) => s.put(bucket, key, body).await,
+        }
+    }
+
+    /// Fails unless the bucket exists and may be used.
+    pub async fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        match self {
+            Storage::S3(s) => s.check_bucket(bucket).await,
+            Storage::Fs(s) => s.check_bucket(bucket).await,
+        }
+    }
+}
+
+/// Objects as files: `<fs_root>/<bucket>/<path>`. Object paths come from `files` rows that
+/// apps write, so a path that would leave its bucket directory (`..`, absolute paths) is
+/// refused rather than resolved.
+#[derive(Clone, Debug)]
+pub struct FsStorage {
+    root: PathBuf,
+    max_object_bytes: u64,
+}
+
+impl FsStorage {
+    pub fn new(root: impl Into<PathBuf>, max_object_bytes: u64) -> Self {
+        Self {
+            root: root.into(),
+            max_object_bytes,
+        }
+    }
+
+    fn object_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StorageError> {
+        let mut path = self.root.clone();
+        for (part, what) in [(bucket, "bucket"), (key, "object path")] {
+            let relative = Path::new(part);
+            let plain = relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
+            if part.is_empty() || !plain {
+                return Err(StorageError::Refused(format!(
+                    "{what} {part:?} is not a plain relative path (no \"..\", no leading \"/\")"
+                )));
+            }
+            path.push(relative);
+        }
+        Ok(path)
+    }
+
+    fn io_error(err: std::io::Error, bucket: &str, key: &str, path: &Path) -> StorageError {
+        match err.kind() {
+            std::io::ErrorKind::NotFound => StorageError::NotFound {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            },
+            std::io::ErrorKind::PermissionDenied => {
+                StorageError::Refused(format!("{}: {err}", path.display()))
+            }
+            // A full disk or a flaky network mount may pass.
+            _ => StorageError::Unavailable(format!("{}: {err}", path.display())),
+        }
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+        let path = self.object_path(bucket, key)?;
+        let fail = |e| Self::io_error(e, bucket, key, &path);
+        let meta = tokio::fs::metadata(&path).await.map_err(fail)?;
+        if !meta.is_file() {
+            return Err(StorageError::NotFound {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            });
+        }
+        if meta.len() > self.max_object_bytes {
+            return Err(StorageError::TooLarge {
+                size: meta.len(),
+                max: self.max_object_bytes,
+            });
+        }
+        let bytes = tokio::fs::read(&path).await.map_err(fail)?;
+        // The file may have grown between metadata and read.
+        if bytes.len() as u64 > self.max_object_bytes {
+            return Err(StorageError::TooLarge {
+                size: bytes.len() as u64,
+                max: self.max_object_bytes,
+            });
+        }
+        Ok(Bytes::from(bytes))
+    }
+
+    /// Writes through a temporary file and a rename, so a reader never sees half an object.
+    pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StorageError> {
+        let path = self.object_path(bucket, key)?;
+        let fail = |e| Self::io_error(e, bucket, key, &path);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(fail)?;
+        }
+        let tmp = path.with_extension(format!("ragworker-{}.tmp", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&tmp, body).await.map_err(fail)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(fail)
+    }
+
+    /// A bucket is a directory under the root; `enqueue` creates it on first use.
+    pub async fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        let dir = self.object_path(bucket, "x")?;
+        let dir = dir.parent().unwrap_or(&self.root);
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| Self::io_error(e, bucket, "", dir))
     }
 }
 
@@ -162,6 +315,40 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn fs_objects_round_trip_and_stay_inside_their_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FsStorage::new(dir.path(), 10);
+        fs.check_bucket("docs").await.unwrap();
+        fs.put("docs", "u1/a.txt", b"hello".to_vec()).await.unwrap();
+        assert_eq!(&fs.get("docs", "u1/a.txt").await.unwrap()[..], b"hello");
+        assert!(dir.path().join("docs/u1/a.txt").is_file());
+        assert!(matches!(
+            fs.get("docs", "u1/missing.txt").await,
+            Err(StorageError::NotFound { .. })
+        ));
+        fs.put("docs", "big.bin", vec![0; 11]).await.unwrap();
+        assert!(matches!(
+            fs.get("docs", "big.bin").await,
+            Err(StorageError::TooLarge { size: 11, max: 10 })
+        ));
+        std::fs::write(dir.path().join("secret"), "x").unwrap();
+        for (bucket, key) in [
+            ("docs", "../secret"),
+            ("docs", "/etc/passwd"),
+            ("..", "secret"),
+            ("docs", "u1/../../secret"),
+            ("docs", ""),
+        ] {
+            let err = fs.get(bucket, key).await.unwrap_err();
+            assert!(
+                matches!(&err, StorageError::Refused(m) if m.contains("plain relative path")),
+                "{bucket}/{key}: {err}"
+            );
+            assert!(err.is_permanent());
+        }
+    }
 
     #[test]
     fn endpoint_gets_exactly_one_trailing_slash() {

@@ -15,7 +15,7 @@ use crate::embed::{Batcher, Embedder, Usage};
 use crate::error::{ErrorClass, JobError};
 use crate::extract::{self, ExtractError};
 use crate::queue::{ClaimedFile, Lease, Queue, QueueError, RetryDecision};
-use crate::storage::S3Storage;
+use crate::storage::Storage;
 use crate::store::{self, UsageRecord};
 
 /// How processing one file ended.
@@ -54,7 +54,7 @@ impl Outcome {
 /// Everything needed to process files; cheap to share between tasks.
 pub struct Worker {
     pub queue: Queue,
-    pub storage: S3Storage,
+    pub storage: Storage,
     pub embedder: Arc<Embedder>,
     /// Shared by all files this worker processes, so their chunks share requests.
     pub batcher: Batcher,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ragworker::config::Settings;
 use ragworker::enqueue::{enqueue_file, Owner};
-use ragworker::storage::S3Storage;
+use ragworker::storage::Storage;
 use ragworker::worker::{Outcome, Worker};
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
@@ -38,7 +38,7 @@ pub struct TestEnv {
     pub pool: PgPool,
     pub fake: FakeOpenAi,
     pub worker: Arc<Worker>,
-    pub storage: S3Storage,
+    pub storage: Storage,
     pub bucket: String,
     pub database_url: String,
     /// Holds the config file for `ragworker` processes; removed with the env.
@@ -95,6 +95,7 @@ impl TestEnv {
         let database_url = admin_url.rsplit_once('/').unwrap().0.to_string() + "/" + &db_name;
         let fake = FakeOpenAi::start_with_limits(DIMENSIONS, limits).await;
         let bucket = format!("t-{suffix}");
+        let dir = tempfile::tempdir().unwrap();
 
         let base = format!(
             r#"
@@ -104,6 +105,7 @@ max_connections = 20
 [storage]
 endpoint = "{s3}"
 bucket = "{bucket}"
+fs_root = "{fs_root}"
 [chunking]
 max_tokens = 40
 overlap_tokens = 8
@@ -127,6 +129,7 @@ listen = ""
 "#,
             base_url = fake.base_url(),
             key = fake_openai::API_KEY,
+            fs_root = dir.path().join("storage").display(),
         );
         let mut table: toml::Table = base.parse().unwrap();
         merge(&mut table, extra.parse().expect("extra config is TOML"));
@@ -138,16 +141,19 @@ listen = ""
         ragworker::db::migrate(&pool, &settings.embedding)
             .await
             .unwrap();
-        let storage = S3Storage::from_settings(&settings.storage).await;
-        storage
-            .client()
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("create test bucket");
+        let storage = Storage::from_settings(&settings.storage).await.unwrap();
+        match &storage {
+            Storage::S3(s3) => {
+                s3.client()
+                    .create_bucket()
+                    .bucket(&bucket)
+                    .send()
+                    .await
+                    .expect("create test bucket");
+            }
+            Storage::Fs(fs) => fs.check_bucket(&bucket).await.unwrap(),
+        }
         let worker = Arc::new(Self::build_worker(&settings, &pool, "test-worker-1").await);
-        let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("ragworker.toml");
         std::fs::write(&config_path, &config_toml).unwrap();
         Self {
