@@ -26,7 +26,12 @@ pub async fn migrate(pool: &PgPool, embedding: &EmbeddingSettings) -> anyhow::Re
     sqlx::query("select ragworker_set_embedding_dimension($1)")
         .bind(embedding.dimensions as i32)
         .execute(pool)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The function's own message says what to do; sqlx would repeat it.
+            sqlx::Error::Database(db) => anyhow::anyhow!("{}", db.message()),
+            other => other.into(),
+        })?;
     Ok(())
 }
 
@@ -88,4 +93,96 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
         });
     }
     Ok(())
+}
+
+/// What `backfill --reembed` re-embeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reembed {
+    /// Completed files with chunks from another model than the configured one.
+    Stale,
+    /// Every completed file.
+    All,
+}
+
+/// What `reembed` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReembedPlan {
+    /// `Some((old, new))` when the embedding column changed dimension.
+    pub dimension_change: Option<(i32, i32)>,
+    pub chunks_dropped: u64,
+    pub files_queued: u64,
+}
+
+impl std::fmt::Display for ReembedPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((old, new)) = self.dimension_change {
+            write!(
+                f,
+                "embedding dimension {old} -> {new}: dropped {} chunks, rebuilt the HNSW index; ",
+                self.chunks_dropped
+            )?;
+        }
+        write!(
+            f,
+            "{} completed files queued to re-embed",
+            self.files_queued
+        )
+    }
+}
+
+/// Queues completed files again for the configured model, in one transaction. Chunks of
+/// the same dimension stay searchable until each file's new chunks replace them (the
+/// completion transaction swaps them); a new dimension cannot share the column, so then all
+/// chunks go first and the column and index are rebuilt. Run it with the old model's
+/// workers stopped, or they may complete files with the old model meanwhile.
+pub async fn reembed(
+    pool: &PgPool,
+    embedding: &EmbeddingSettings,
+    scope: Reembed,
+) -> Result<ReembedPlan, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Two operators running this at once would each rebuild the index.
+    sqlx::query("select pg_advisory_xact_lock(hashtext('ragworker_reembed'))")
+        .execute(&mut *tx)
+        .await?;
+    let column: i32 = sqlx::query_scalar(
+        "select atttypmod from pg_attribute
+         where attrelid = 'public.document_chunks'::regclass and attname = 'embedding'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let dim = embedding.dimensions as i32;
+    let mut plan = ReembedPlan {
+        dimension_change: None,
+        chunks_dropped: 0,
+        files_queued: 0,
+    };
+    if column != dim {
+        plan.dimension_change = Some((column, dim));
+        plan.chunks_dropped = sqlx::query("delete from document_chunks")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("select ragworker_set_embedding_dimension($1)")
+            .bind(dim)
+            .execute(&mut *tx)
+            .await?;
+    }
+    plan.files_queued = sqlx::query(
+        "update files f
+         set processing_status = 'pending', attempts = 0, last_error = null,
+             next_attempt_at = now(), locked_by = null, locked_until = null
+         where f.processing_status = 'completed'
+           and ($1 or not exists (select 1 from document_chunks c
+                                  where c.file_id = f.id and c.embedding_model = $2)
+                   or exists (select 1 from document_chunks c
+                              where c.file_id = f.id and c.embedding_model <> $2))",
+    )
+    .bind(scope == Reembed::All)
+    .bind(&embedding.model)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(plan)
 }

@@ -12,6 +12,7 @@ pub mod enqueue;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod progress;
 pub mod queue;
 pub mod search;
 pub mod service;

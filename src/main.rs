@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
 use ragworker::config::Settings;
+use ragworker::progress::Progress;
 use ragworker::{db, enqueue, http, search, service, storage, telemetry};
 
 /// Turns documents in S3-compatible storage into halfvec embeddings in Postgres.
@@ -27,7 +29,16 @@ enum Command {
     /// Run as a service: process files as they become pending, until SIGTERM/SIGINT.
     Run,
     /// Process every eligible file, print a summary and exit (status 2 if any file failed).
-    Backfill,
+    /// Shows a progress bar on a terminal, periodic log lines otherwise.
+    Backfill {
+        /// Re-embed completed files first: `stale` (the default) those whose chunks come
+        /// from another model than embedding.model, `all` every completed file (after a
+        /// chunking change). When embedding.dimensions differs from the column's, all
+        /// chunks are dropped, the column and its HNSW index are rebuilt at the new
+        /// dimension, and every completed file is queued again.
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "stale")]
+        reembed: Option<db::Reembed>,
+    },
     /// Upload local files to the bucket and queue them for processing.
     Enqueue {
         /// Owner of the files (files.user_id).
@@ -67,7 +78,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    telemetry::init(&settings.log);
+    let progress_bar =
+        matches!(cli.command, Command::Backfill { .. }) && std::io::stderr().is_terminal();
+    telemetry::init(&settings.log, progress_bar);
     match execute(cli.command, settings).await {
         Ok(code) => code,
         Err(e) => {
@@ -106,9 +119,23 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             };
             service::run(worker, shutdown_signal()).await;
         }
-        Command::Backfill => {
+        Command::Backfill { reembed } => {
+            if let Some(scope) = reembed {
+                let plan = db::reembed(&pool, &settings.embedding, scope).await?;
+                println!("{plan}");
+            }
             let worker = start_worker(&settings, pool.clone()).await?;
-            let summary = service::backfill(worker.clone(), shutdown_signal(), |_| {}).await?;
+            let eligible = worker.queue.count_claimable().await?;
+            let mut progress = Progress::new(
+                eligible,
+                settings.embedding.price_per_million(),
+                std::io::stderr().is_terminal(),
+            );
+            let summary =
+                service::backfill(worker.clone(), shutdown_signal(), |s| progress.update(s))
+                    .await;
+            progress.finish();
+            let summary = summary?;
             let waiting: i64 = sqlx::query_scalar(
                 "select count(*) from files where processing_status = 'pending'",
             )

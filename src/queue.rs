@@ -108,6 +108,18 @@ impl Queue {
     }
 
     /// Extends the lease by another `lease_secs`.
+    /// Files a claim could take right now (the claim's own predicate), for progress totals.
+    pub async fn count_claimable(&self) -> Result<u64, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from files
+             where (processing_status = 'pending' and next_attempt_at <= now())
+                or (processing_status = 'processing' and locked_until < now())",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
     pub async fn heartbeat(&self, lease: &Lease) -> Result<(), QueueError> {
         let done = sqlx::query(include_str!("queue/heartbeat.sql"))
             .bind(lease.file_id)

@@ -9,6 +9,7 @@ mod embedding_faults;
 mod failures;
 mod formats;
 mod ingest;
+mod models;
 mod queue;
 mod rls;
 mod service;
