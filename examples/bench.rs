@@ -485,7 +485,11 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
 /// What a hand-rolled script does: one file at a time, batches of 100 chunks, float vectors,
 /// a fixed 5 s sleep on 429, one INSERT per chunk.
 async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures {
-    let chunker = ragworker::chunk::Chunker::new(&env.settings.chunking).unwrap();
+    let chunker = ragworker::chunk::Chunker::new(
+        &env.settings.chunking,
+        ragworker::chunk::Tokenizer::cl100k().unwrap(),
+    )
+    .unwrap();
     let http = reqwest::Client::new();
     let (requests0, limited0, tokens0) = (
         fake.requests(),
@@ -579,7 +583,11 @@ async fn run_db_only(
     concurrency: usize,
 ) -> (Duration, usize) {
     upload(env, corpus).await;
-    let chunker = ragworker::chunk::Chunker::new(&env.settings.chunking).unwrap();
+    let chunker = ragworker::chunk::Chunker::new(
+        &env.settings.chunking,
+        ragworker::chunk::Tokenizer::cl100k().unwrap(),
+    )
+    .unwrap();
     let queue =
         ragworker::queue::Queue::new(env.pool.clone(), "db-only", env.settings.queue.clone());
     let claimed = queue.claim(corpus.len()).await.unwrap();

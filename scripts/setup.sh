@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ragworker's tests and demo need on a fresh Debian bookworm machine, as root:
 # PostgreSQL 15, pgvector built from Debian's own source package (bookworm ships no binary
-# package), and s3s-fs, an S3 protocol server that checks SigV4 signatures.
+# package), and s3s-fs, an S3 protocol server that checks SigV4 signatures (skipped with
+# RAGWORKER_SKIP_S3=1).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -52,7 +53,8 @@ if [ ! -f /usr/share/postgresql/15/extension/vector.control ]; then
 fi
 
 S3S_VERSION=0.14.1 # 0.15+ needs rustc 1.96
-if [ ! -x "$CACHE/tools/bin/s3s-fs" ]; then
+# The demo stores documents on the filesystem and needs no S3 server.
+if [ "${RAGWORKER_SKIP_S3:-0}" != 1 ] && [ ! -x "$CACHE/tools/bin/s3s-fs" ]; then
   log "building s3s-fs $S3S_VERSION (a few minutes, once)"
   cargo install --quiet --locked "s3s-fs@$S3S_VERSION" --features binary --root "$CACHE/tools"
 fi

@@ -1,10 +1,13 @@
-//! Token-sized chunks with overlap (text-splitter over tiktoken's cl100k_base), each with
-//! the page and heading path it came from and its offsets into `files.extracted_text`.
+//! Token-sized chunks with overlap (text-splitter, sized by the embedding model's own
+//! tokenizer: cl100k_base for OpenAI models, WordPiece for the local model), each with the
+//! page and heading path it came from and its offsets into `files.extracted_text`.
 
 use std::sync::Arc;
 
-use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 use tiktoken_rs::CoreBPE;
+
+use crate::embed::local::LocalModel;
 
 use crate::config::ChunkingSettings;
 use crate::extract::{Document, Format};
@@ -44,12 +47,41 @@ pub fn cl100k() -> Result<Arc<CoreBPE>, String> {
     .clone()
 }
 
+/// Counts tokens the way the embedding model will, so a chunk of `max_tokens` is exactly
+/// what the model accepts.
+#[derive(Clone)]
+pub enum Tokenizer {
+    /// OpenAI's embedding models.
+    Cl100k(Arc<CoreBPE>),
+    /// The in-process model; counts include its [CLS] and [SEP] tokens.
+    Local(Arc<LocalModel>),
+}
+
+impl Tokenizer {
+    pub fn cl100k() -> Result<Self, String> {
+        cl100k().map(Tokenizer::Cl100k)
+    }
+
+    pub fn count(&self, text: &str) -> usize {
+        match self {
+            Tokenizer::Cl100k(bpe) => bpe.encode_ordinary(text).len(),
+            Tokenizer::Local(model) => model.count_tokens(text),
+        }
+    }
+}
+
+impl ChunkSizer for Tokenizer {
+    fn size(&self, chunk: &str) -> usize {
+        self.count(chunk)
+    }
+}
+
 /// Chunker shared by all files in flight; building the tokenizer is the expensive part.
 #[derive(Clone)]
 pub struct Chunker {
-    tokenizer: Arc<CoreBPE>,
-    text: Arc<TextSplitter<Arc<CoreBPE>>>,
-    markdown: Arc<MarkdownSplitter<Arc<CoreBPE>>>,
+    tokenizer: Tokenizer,
+    text: Arc<TextSplitter<Tokenizer>>,
+    markdown: Arc<MarkdownSplitter<Tokenizer>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +89,7 @@ pub struct Chunker {
 pub struct ChunkerError(String);
 
 impl Chunker {
-    pub fn new(settings: &ChunkingSettings) -> Result<Self, ChunkerError> {
-        let tokenizer = cl100k().map_err(ChunkerError)?;
+    pub fn new(settings: &ChunkingSettings, tokenizer: Tokenizer) -> Result<Self, ChunkerError> {
         let config = || {
             ChunkConfig::new(settings.max_tokens)
                 .with_overlap(settings.overlap_tokens)
@@ -74,7 +105,7 @@ impl Chunker {
 
     /// Tokens of `text` as the embedding model counts them.
     pub fn count_tokens(&self, text: &str) -> usize {
-        self.tokenizer.encode_ordinary(text).len()
+        self.tokenizer.count(text)
     }
 
     /// Splits a document. Chunks never cross a section (page) boundary, so each has exactly
@@ -200,10 +231,13 @@ mod tests {
     use crate::extract::Section;
 
     fn chunker(max: usize, overlap: usize) -> Chunker {
-        Chunker::new(&ChunkingSettings {
-            max_tokens: max,
-            overlap_tokens: overlap,
-        })
+        Chunker::new(
+            &ChunkingSettings {
+                max_tokens: max,
+                overlap_tokens: overlap,
+            },
+            Tokenizer::cl100k().unwrap(),
+        )
         .unwrap()
     }
 

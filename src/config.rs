@@ -93,6 +93,9 @@ pub enum OversizeInput {
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmbeddingSettings {
     pub provider: String,
+    /// The "local" provider's model: a sentence-transformers directory (model.safetensors,
+    /// tokenizer.json, config.json).
+    pub local_model_dir: PathBuf,
     pub base_url: String,
     pub api_key: SecretString,
     pub model: String,
@@ -118,6 +121,9 @@ pub struct EmbeddingSettings {
 impl EmbeddingSettings {
     /// USD per million tokens of the configured model (0 when the table has no entry).
     pub fn price_per_million(&self) -> f64 {
+        if self.provider == "local" {
+            return 0.0;
+        }
         self.prices_per_million
             .get(&self.model)
             .copied()
@@ -205,7 +211,8 @@ impl Settings {
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        let mut settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        settings.embedding.local_model_dir = expand_home(&settings.embedding.local_model_dir);
         settings.validate()?;
         Ok(settings)
     }
@@ -218,11 +225,17 @@ impl Settings {
                 self.storage.backend
             ));
         }
-        if self.embedding.provider != "openai" {
-            return fail(format!(
-                "embedding.provider = {:?} is not supported (use \"openai\")",
-                self.embedding.provider
-            ));
+        match self.embedding.provider.as_str() {
+            "openai" => {}
+            "local" if self.embedding.local_model_dir.as_os_str().is_empty() => {
+                return fail("embedding.provider = \"local\" needs embedding.local_model_dir (`bash scripts/fetch_model.sh` downloads all-MiniLM-L6-v2 and prints its directory)".into());
+            }
+            "local" => {}
+            other => {
+                return fail(format!(
+                    "embedding.provider = {other:?} is not supported (use \"openai\" or \"local\")"
+                ))
+            }
         }
         if !(1..=4000).contains(&self.embedding.dimensions) {
             return fail(format!(
@@ -274,6 +287,14 @@ impl Settings {
     }
 }
 
+/// `~/x` → `$HOME/x`, so config files can name per-user caches portably.
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +309,25 @@ mod tests {
         assert_eq!(s.embedding.price_per_million(), 0.02);
         assert!(s.embedding.sends_dimensions());
         assert_eq!(s.storage.bucket, "documents");
+    }
+
+    #[test]
+    fn local_profile_is_consistent_and_free() {
+        let s = Settings::from_toml_layers(&[include_str!("../config/local.toml")]).unwrap();
+        assert_eq!(s.embedding.provider, "local");
+        assert_eq!(s.storage.backend, "fs");
+        assert_eq!(s.embedding.dimensions, 384);
+        assert_eq!(s.embedding.price_per_million(), 0.0);
+        assert!(s.chunking.max_tokens <= s.embedding.max_input_tokens);
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(
+            s.embedding.local_model_dir,
+            Path::new(&home).join(".cache/ragworker/models/all-MiniLM-L6-v2")
+        );
+        let err = Settings::from_toml_layers(&["[embedding]\nprovider = \"local\""])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs embedding.local_model_dir"), "{err}");
     }
 
     #[test]

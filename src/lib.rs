@@ -51,9 +51,9 @@ pub async fn build_worker(
     Ok(worker::Worker {
         queue: queue::Queue::new(pool, worker_id, settings.queue.clone()),
         storage: storage::Storage::from_settings(&settings.storage).await?,
+        chunker: chunk::Chunker::new(&settings.chunking, embedder.tokenizer())?,
         batcher: embed::Batcher::spawn(embedder.clone()),
         embedder,
-        chunker: chunk::Chunker::new(&settings.chunking)?,
         settings,
     })
 }

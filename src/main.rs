@@ -132,8 +132,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 std::io::stderr().is_terminal(),
             );
             let summary =
-                service::backfill(worker.clone(), shutdown_signal(), |s| progress.update(s))
-                    .await;
+                service::backfill(worker.clone(), shutdown_signal(), |s| progress.update(s)).await;
             progress.finish();
             let summary = summary?;
             let waiting: i64 = sqlx::query_scalar(
@@ -185,7 +184,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             query,
         } => {
             let embedder = ragworker::embed::Embedder::new(&settings.embedding)?;
-            let chunker = ragworker::chunk::Chunker::new(&settings.chunking)?;
+            let chunker = ragworker::chunk::Chunker::new(&settings.chunking, embedder.tokenizer())?;
             let (hits, _usage) =
                 search::search(&pool, &embedder, &chunker, user, &query, threshold, limit).await?;
             if hits.is_empty() {

@@ -1,5 +1,7 @@
 //! Logging: text for people, JSON for log pipelines; RUST_LOG overrides the configured level.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogSettings;
@@ -20,7 +22,9 @@ pub fn init(settings: &LogSettings, progress_bar: bool) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::progress::LogWriter);
+        .with_writer(crate::progress::LogWriter)
+        // The writer is ours, so the subscriber cannot tell whether stderr is a terminal.
+        .with_ansi(std::io::stderr().is_terminal());
     // try_init: a second call (tests, embedding programs) keeps the first subscriber.
     let _ = if settings.format == "json" {
         builder

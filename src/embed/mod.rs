@@ -1,9 +1,12 @@
 //! Embeddings through an OpenAI-compatible `/v1/embeddings` API (async-openai), with
-//! request packing, retries that honour the provider's rate-limit headers, and exact usage.
+//! request packing, retries that honour the provider's rate-limit headers, and exact usage;
+//! or through the in-process model of [`local`] (`embedding.provider = "local"`), which
+//! shares the batching and accounting and skips the network half.
 
 mod batcher;
 mod headers;
 mod limiter;
+pub mod local;
 mod transport;
 
 use std::ops::Range;
@@ -21,15 +24,17 @@ use base64::Engine;
 use half::f16;
 use pgvector::HalfVector;
 use secrecy::ExposeSecret;
-use tiktoken_rs::CoreBPE;
+use text_splitter::{ChunkConfig, TextSplitter};
 
 pub use batcher::Batcher;
 pub use headers::{parse_reset, RateLimitHeaders};
 pub use limiter::RateLimiter;
 pub use transport::ProviderFailure;
 
+use crate::chunk::Tokenizer;
 use crate::config::{EmbeddingSettings, EncodingFormat, OversizeInput};
 use crate::error::ErrorClass;
+use local::LocalModel;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
@@ -50,6 +55,8 @@ pub enum EmbedError {
         tokens: usize,
         max: usize,
     },
+    #[error("local embedding model failed: {0}")]
+    Local(String),
 }
 
 fn code_suffix(code: &Option<String>) -> String {
@@ -81,7 +88,10 @@ impl EmbedError {
                 }
             }
             EmbedError::Network(_) => ErrorClass::Transient { retry_after: None },
-            EmbedError::BadResponse(_) | EmbedError::InputTooLong { .. } => ErrorClass::Permanent,
+            // The local model is deterministic: what failed once fails again.
+            EmbedError::BadResponse(_) | EmbedError::InputTooLong { .. } | EmbedError::Local(_) => {
+                ErrorClass::Permanent
+            }
         }
     }
 
@@ -210,16 +220,31 @@ type Answer = (Vec<(u32, Vec<f16>)>, u64);
 /// Client for one configured model, shared by every file in flight: one rate limiter, one
 /// concurrency cap and one circuit breaker per provider.
 pub struct Embedder {
-    client: Client<OpenAIConfig>,
+    backend: Backend,
     settings: EmbeddingSettings,
-    limiter: Arc<RateLimiter>,
-    tokenizer: Arc<CoreBPE>,
+    tokenizer: Tokenizer,
     /// Set by a quota or authentication error: until then, nothing is sent.
     halted: Mutex<Option<(tokio::time::Instant, EmbedError)>>,
 }
 
+enum Backend {
+    Api {
+        client: Client<OpenAIConfig>,
+        limiter: Arc<RateLimiter>,
+    },
+    Local {
+        model: Arc<LocalModel>,
+        /// One batch at a time: a forward pass already uses every core, and two would
+        /// only contend for them.
+        gate: tokio::sync::Semaphore,
+    },
+}
+
 impl Embedder {
     pub fn new(settings: &EmbeddingSettings) -> Result<Self, EmbedError> {
+        if settings.provider == "local" {
+            return Self::local(settings);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.request_timeout_secs))
             .connect_timeout(Duration::from_secs(10))
@@ -239,12 +264,49 @@ impl Embedder {
         let client = Client::with_config(config)
             .with_http_service(transport::ProviderService::new(http, limiter.clone()));
         Ok(Self {
-            client,
+            backend: Backend::Api { client, limiter },
             settings: settings.clone(),
-            limiter,
-            tokenizer: crate::chunk::cl100k().map_err(EmbedError::BadResponse)?,
+            tokenizer: Tokenizer::cl100k().map_err(EmbedError::BadResponse)?,
             halted: Mutex::new(None),
         })
+    }
+
+    /// Loads the in-process model from `embedding.local_model_dir` and checks that it
+    /// produces the configured dimension.
+    fn local(settings: &EmbeddingSettings) -> Result<Self, EmbedError> {
+        let model = Arc::new(
+            LocalModel::load(&settings.local_model_dir)
+                .map_err(|e| EmbedError::Local(e.to_string()))?,
+        );
+        if model.dimensions() != settings.dimensions as usize {
+            return Err(EmbedError::Local(format!(
+                "the model in {} produces {}-dimensional vectors but embedding.dimensions is {}",
+                settings.local_model_dir.display(),
+                model.dimensions(),
+                settings.dimensions
+            )));
+        }
+        if settings.max_input_tokens > model.max_input_tokens() {
+            return Err(EmbedError::Local(format!(
+                "embedding.max_input_tokens ({}) exceeds what the model reads ({} tokens): longer chunks would be cut",
+                settings.max_input_tokens,
+                model.max_input_tokens()
+            )));
+        }
+        Ok(Self {
+            backend: Backend::Local {
+                model: model.clone(),
+                gate: tokio::sync::Semaphore::new(1),
+            },
+            settings: settings.clone(),
+            tokenizer: Tokenizer::Local(model),
+            halted: Mutex::new(None),
+        })
+    }
+
+    /// The tokenizer the model counts with, for chunking.
+    pub fn tokenizer(&self) -> Tokenizer {
+        self.tokenizer.clone()
     }
 
     pub fn model(&self) -> &str {
@@ -260,7 +322,10 @@ impl Embedder {
     /// budget could never be accepted, and large requests make pacing lumpy.
     pub fn max_request_tokens(&self) -> usize {
         let per_request = self.settings.max_tokens_per_request;
-        match self.limiter.tokens_per_minute() {
+        let Backend::Api { limiter, .. } = &self.backend else {
+            return per_request;
+        };
+        match limiter.tokens_per_minute() {
             Some(tpm) => {
                 per_request.min((tpm / 8).max(self.settings.max_input_tokens as u64) as usize)
             }
@@ -323,14 +388,12 @@ impl Embedder {
             } else if self.settings.oversize_input == OversizeInput::Reject {
                 return Err(EmbedError::InputTooLong { index, tokens, max });
             } else {
-                let ids = self.tokenizer.encode_ordinary(text);
-                for window in ids.chunks(max) {
-                    let part = self.tokenizer.decode(window).map_err(|e| {
-                        EmbedError::BadResponse(format!("cannot split input {index}: {e}"))
-                    })?;
-                    // Re-count: decoding at a window edge can merge tokens differently.
-                    counts.push(self.tokenizer.encode_ordinary(&part).len().min(max));
-                    texts.push(part);
+                // Split where the text allows (paragraphs, sentences, words), sized by the
+                // model's own tokenizer, as chunking does.
+                let config = ChunkConfig::new(max).with_sizer(self.tokenizer.clone());
+                for part in TextSplitter::new(config).chunks(text) {
+                    counts.push(self.tokenizer.count(part));
+                    texts.push(part.to_string());
                 }
             }
             parts.push(start..texts.len());
@@ -351,6 +414,12 @@ impl Embedder {
         tokens: u64,
         usage: &mut Usage,
     ) -> Result<Vec<HalfVector>, EmbedError> {
+        let (client, limiter) = match &self.backend {
+            Backend::Api { client, limiter } => (client, limiter),
+            Backend::Local { model, gate } => {
+                return Self::send_local(model, gate, texts, usage).await
+            }
+        };
         if let Some(err) = self.halted() {
             return Err(err);
         }
@@ -365,12 +434,12 @@ impl Embedder {
             if let Some(err) = self.halted() {
                 return Err(err);
             }
-            let _permit = self.limiter.acquire(tokens).await;
-            let result = self.request(texts.clone()).await;
+            let _permit = limiter.acquire(tokens).await;
+            let result = self.request(client, texts.clone()).await;
             match &result {
-                Ok(_) => self.limiter.succeeded(),
+                Ok(_) => limiter.succeeded(),
                 Err(e) if e.is_rate_limit() && e.is_retryable() => {
-                    self.limiter.rate_limited(e.retry_after())
+                    limiter.rate_limited(e.retry_after())
                 }
                 Err(e) if e.halts_provider() => {
                     tracing::error!(error = %e, halt_s = self.settings.halt_secs, "embedding provider refused: no requests until the halt expires");
@@ -415,8 +484,43 @@ impl Embedder {
         order_by_index(indexed, texts.len(), self.settings.dimensions as usize)
     }
 
+    /// One forward pass of the local model on the blocking pool. Its usage is the tokens
+    /// the model read (at no cost), so usage_logs shows local work like paid work.
+    async fn send_local(
+        model: &Arc<LocalModel>,
+        gate: &tokio::sync::Semaphore,
+        texts: Vec<String>,
+        usage: &mut Usage,
+    ) -> Result<Vec<HalfVector>, EmbedError> {
+        let _turn = gate.acquire().await.expect("the gate is never closed");
+        let started = Instant::now();
+        let model = model.clone();
+        let embedded = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.embed(&refs)
+        })
+        .await
+        .map_err(|e| EmbedError::Local(format!("the model crashed: {e}")))?
+        .map_err(|e| EmbedError::Local(e.to_string()))?;
+        usage.requests += 1;
+        usage.tokens += embedded.tokens;
+        metrics::histogram!("ragworker_embedding_request_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("ragworker_embedding_requests_total", "outcome" => "ok").increment(1);
+        metrics::counter!("ragworker_embedding_tokens_total").increment(embedded.tokens);
+        Ok(embedded
+            .vectors
+            .iter()
+            .map(|v| HalfVector::from_f32_slice(v))
+            .collect())
+    }
+
     /// One HTTP request; returns the vectors with their `index` and the tokens billed.
-    async fn request(&self, texts: Vec<String>) -> Result<Answer, EmbedError> {
+    async fn request(
+        &self,
+        client: &Client<OpenAIConfig>,
+        texts: Vec<String>,
+    ) -> Result<Answer, EmbedError> {
         let request = CreateEmbeddingRequest {
             model: self.settings.model.clone(),
             input: EmbeddingInput::StringArray(texts),
@@ -431,7 +535,7 @@ impl Embedder {
                 .then_some(self.settings.dimensions),
         };
         let started = Instant::now();
-        let embeddings = self.client.embeddings();
+        let embeddings = client.embeddings();
         let outcome: Result<Answer, EmbedError> = match self.settings.encoding_format {
             EncodingFormat::Base64 => match embeddings.create_base64(request).await {
                 Ok(resp) => resp

@@ -5,10 +5,13 @@
 mod support;
 
 mod batching;
+mod demo;
 mod embedding_faults;
 mod failures;
 mod formats;
 mod ingest;
+mod local_model;
+mod local_search;
 mod models;
 mod queue;
 mod rls;

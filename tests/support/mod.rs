@@ -25,6 +25,24 @@ fn required_env(name: &str) -> String {
     })
 }
 
+/// The all-MiniLM-L6-v2 directory for tests of the local provider. Tests fail rather than
+/// skip without it: a skipped model test would let a broken embedder ship green.
+pub fn model_dir() -> PathBuf {
+    let dir = match std::env::var_os("RAGWORKER_TEST_MODEL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/ragworker/models/all-MiniLM-L6-v2")
+        }
+    };
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "no model in {}: run `bash scripts/fetch_model.sh` (or set RAGWORKER_TEST_MODEL_DIR to a sentence-transformers snapshot)",
+        dir.display()
+    );
+    dir
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")

@@ -1,0 +1,163 @@
+//! The zero-account setup end to end: the fs storage backend and the in-process model, no
+//! S3 and no embeddings API. A question finds the passage that answers it.
+
+use ragworker::search::search;
+use ragworker::worker::Outcome;
+use uuid::Uuid;
+
+use crate::support::{model_dir, TestEnv};
+
+#[tokio::test]
+async fn questions_find_their_passage_with_the_local_model_and_fs_storage() {
+    let env = TestEnv::with_config(&format!(
+        r#"
+[storage]
+backend = "fs"
+[embedding]
+provider = "local"
+local_model_dir = "{}"
+model = "sentence-transformers/all-MiniLM-L6-v2"
+dimensions = 384
+max_input_tokens = 256
+max_inputs_per_request = 64
+max_tokens_per_request = 16384
+[chunking]
+max_tokens = 64
+overlap_tokens = 8
+"#,
+        model_dir().display()
+    ))
+    .await;
+    let user = Uuid::new_v4();
+    let fixtures = [
+        "handbook.pdf",
+        "guide.md",
+        "notes.txt",
+        "page.html",
+        "report.docx",
+        "two-column.pdf",
+    ];
+    let mut ids = Vec::new();
+    for name in fixtures {
+        ids.push(env.enqueue(user, name).await);
+    }
+    // The objects went to the directory, not to S3.
+    let stored = env
+        .dir
+        .path()
+        .join("storage")
+        .join(&env.bucket)
+        .join(user.to_string());
+    assert_eq!(std::fs::read_dir(&stored).unwrap().count(), fixtures.len());
+
+    for (id, outcome) in env.drain().await {
+        assert!(
+            matches!(outcome, Outcome::Completed { .. }),
+            "{id}: {outcome:?}"
+        );
+    }
+    for id in &ids {
+        // Local work is accounted like paid work, at no cost: the tokens are the ones the
+        // model read, which are the chunks' own counts ([CLS] and [SEP] included).
+        let (provider, tokens, cost): (String, i64, f64) = sqlx::query_as(
+            "select provider, tokens_used, cost_usd::float8 from usage_logs
+             where metadata ->> 'file_id' = $1::text",
+        )
+        .bind(id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        let chunk_tokens = env
+            .count(
+                "select coalesce(sum(token_count), 0) from document_chunks where file_id = $1",
+                *id,
+            )
+            .await;
+        assert_eq!(provider, "local");
+        assert_eq!(cost, 0.0);
+        assert!(tokens > 0);
+        assert_eq!(tokens, chunk_tokens, "file {id}");
+    }
+
+    // (question, file, page, words of the answer, heading path where the answer has one)
+    let cases = [
+        (
+            "When does the foghorn sound?",
+            "handbook.pdf",
+            Some(2),
+            "visibility drops",
+            None,
+        ),
+        (
+            "Who delivers paraffin oil and how?",
+            "handbook.pdf",
+            Some(3),
+            "arrive by boat",
+            None,
+        ),
+        (
+            "How can I stop my bee colony from swarming?",
+            "guide.md",
+            None,
+            "Add a super",
+            Some("Beekeeping Guide > Hive Inspection > Swarm Prevention"),
+        ),
+        (
+            "How often should a sourdough starter be fed?",
+            "notes.txt",
+            None,
+            "every twelve hours",
+            None,
+        ),
+        (
+            "What gear is needed for crevasse rescue?",
+            "page.html",
+            None,
+            "prusik loop",
+            None,
+        ),
+        (
+            "How deep was the shipping channel dredged?",
+            "report.docx",
+            None,
+            "twelve metres",
+            None,
+        ),
+        (
+            "How do wave farms generate electricity?",
+            "two-column.pdf",
+            Some(1),
+            "hydraulic pumps",
+            None,
+        ),
+    ];
+    let worker = &env.worker;
+    for (question, file, page, answer, heading) in cases {
+        let (hits, usage) = search(
+            &env.pool,
+            &worker.embedder,
+            &worker.chunker,
+            user,
+            question,
+            0.0,
+            3,
+        )
+        .await
+        .unwrap();
+        let top = &hits[0];
+        assert_eq!(top.file_name, file, "{question}: {hits:#?}");
+        assert!(top.content.contains(answer), "{question}: {hits:#?}");
+        if page.is_some() {
+            assert_eq!(top.page_number, page, "{question}: {hits:#?}");
+        }
+        if let Some(heading) = heading {
+            assert_eq!(
+                top.heading.as_deref(),
+                Some(heading),
+                "{question}: {hits:#?}"
+            );
+        }
+        assert!(top.similarity > 0.3, "{question}: {hits:#?}");
+        assert!(usage.tokens > 0);
+    }
+}
