@@ -30,8 +30,9 @@ impl Progress {
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
+                // Two lines, so the counts never squeeze the bar off a narrow terminal.
                 ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} files  {msg}  ETA {eta}",
+                    "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} files, ETA {eta}\n  {msg}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),

@@ -17,7 +17,7 @@ pub fn init(settings: &LogSettings, progress_bar: bool) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{level},aws_config=warn,aws_smithy_runtime=warn,sqlx=warn"
+            "{level},aws_config=warn,aws_smithy_runtime=warn,sqlx=warn,lopdf=error,pdf_extract=error"
         ))
     });
     let builder = tracing_subscriber::fmt()
