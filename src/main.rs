@@ -206,8 +206,11 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                     hit.file_name,
                     hit.similarity
                 );
-                let excerpt: String = hit.content.chars().take(300).collect();
-                println!("   {}", excerpt.replace('\n', " "));
+                // One line per passage: layout whitespace (PDF columns, indented licence
+                // text) collapsed.
+                let words: Vec<&str> = hit.content.split_whitespace().collect();
+                let excerpt: String = words.join(" ").chars().take(300).collect();
+                println!("   {excerpt}");
             }
         }
     }
