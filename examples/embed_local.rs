@@ -4,8 +4,8 @@
 //! cargo run --release --example embed_local -- [N=256] [BATCH_SIZES=1,8,16,32] [MODEL_DIR]
 //!
 //! MODEL_DIR defaults to $RAGWORKER_MODEL_DIR, then ~/.cache/ragworker/models/all-MiniLM-L6-v2
-//! (`bash scripts/fetch_model.sh` puts it there). Calls above 32 texts are split into
-//! forward passes of at most 32 inside `embed`.
+//! (`bash scripts/fetch_model.sh` puts it there). Calls above 16 texts are split into
+//! forward passes of at most 16 inside `embed`.
 
 use std::path::PathBuf;
 use std::time::Instant;

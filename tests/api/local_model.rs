@@ -2,9 +2,11 @@
 //! independent float64 numpy forward pass (`scripts/minilm_reference.py`). Needs the model
 //! files, not the database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ragworker::embed::local::LocalModel;
+
+use crate::support::model_dir;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -14,27 +16,8 @@ struct Reference {
     vectors: Vec<Vec<f32>>,
 }
 
-fn model_dir() -> PathBuf {
-    match std::env::var_os("RAGWORKER_TEST_MODEL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            Path::new(&home).join(".cache/ragworker/models/all-MiniLM-L6-v2")
-        }
-    }
-}
-
-/// Fails rather than skips without the model: a skipped parity test would let a broken
-/// embedder ship green.
 fn load_model() -> LocalModel {
-    let dir = model_dir();
-    assert!(
-        dir.is_dir(),
-        "model directory {} does not exist: run `bash scripts/fetch_model.sh` \
-         (or set RAGWORKER_TEST_MODEL_DIR to a sentence-transformers snapshot)",
-        dir.display()
-    );
-    LocalModel::load(&dir).unwrap_or_else(|e| panic!("{e}"))
+    LocalModel::load(&model_dir()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn reference() -> Reference {
