@@ -144,3 +144,28 @@ fn local_model_embeds_nothing_for_no_input() {
     assert!(out.vectors.is_empty());
     assert_eq!(out.tokens, 0);
 }
+
+/// A configuration that does not fit the model is refused when the worker starts, not
+/// after the first file was chunked for the wrong model.
+#[test]
+fn local_provider_refuses_a_mismatched_configuration() {
+    let settings = |extra: &str| {
+        ragworker::config::Settings::from_toml_layers(&[&format!(
+            "[embedding]\nprovider = \"local\"\nlocal_model_dir = \"{}\"\nmax_input_tokens = 256\n{extra}\n[chunking]\nmax_tokens = 128\noverlap_tokens = 16",
+            model_dir().display()
+        )])
+        .unwrap()
+        .embedding
+    };
+    let err = ragworker::embed::Embedder::new(&settings("dimensions = 1536"))
+        .err()
+        .expect("1536 dimensions cannot come from MiniLM")
+        .to_string();
+    assert!(
+        err.contains("produces 384-dimensional vectors but embedding.dimensions is 1536"),
+        "{err}"
+    );
+    let embedder = ragworker::embed::Embedder::new(&settings("dimensions = 384")).unwrap();
+    // Chunking counts with the model's WordPiece tokenizer, [CLS] and [SEP] included.
+    assert_eq!(embedder.tokenizer().count("hello world"), 4);
+}
