@@ -2,13 +2,9 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-/// ragworker catches panics inside parsing crates (pdf-extract has several) and fails the
-/// file; libFuzzer's hook would abort on them anyway. Only panics that escape `extract`
-/// (which libfuzzer-sys still turns into crashes) are bugs here.
-fn silence_caught_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
-}
+#[path = "../common.rs"]
+mod common;
+use common::silence_caught_panics;
 
 fuzz_target!(|data: &[u8]| {
     silence_caught_panics();
