@@ -352,7 +352,50 @@ fn machine_busy() -> f64 {
     (total - idle) / CLOCK_TICKS
 }
 
+/// The fake provider's running totals, so a run's figures are the difference.
+#[derive(Clone, Copy)]
+struct ProviderCounters {
+    requests: u64,
+    rate_limited: u64,
+    tokens: u64,
+}
+
+impl ProviderCounters {
+    fn of(fake: &FakeOpenAi) -> Self {
+        Self {
+            requests: fake.requests(),
+            rate_limited: fake.stats().rate_limited.load(Ordering::SeqCst),
+            tokens: fake.billed_tokens(),
+        }
+    }
+}
+
 impl RunFigures {
+    /// A run's figures: file and chunk counts from the database, provider counters since
+    /// `before`.
+    async fn measure(
+        env: &Env,
+        fake: &FakeOpenAi,
+        before: ProviderCounters,
+        wall: Duration,
+        peak_rss_kib: u64,
+        cpu: Option<CpuShares>,
+    ) -> Self {
+        let (files, failed, chunks) = counts(&env.pool).await;
+        let now = ProviderCounters::of(fake);
+        RunFigures {
+            wall,
+            files,
+            failed,
+            chunks,
+            tokens: now.tokens - before.tokens,
+            requests: now.requests - before.requests,
+            rate_limited: now.rate_limited - before.rate_limited,
+            peak_rss_kib,
+            cpu,
+        }
+    }
+
     fn print(&self, label: &str, tpm_limit: Option<u64>) {
         let secs = self.wall.as_secs_f64();
         let tpm = self.tokens as f64 / secs * 60.0;
@@ -422,11 +465,7 @@ async fn counts(pool: &PgPool) -> (i64, i64, i64) {
 async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("ragworker");
-    let (requests0, limited0, tokens0) = (
-        fake.requests(),
-        fake.stats().rate_limited.load(Ordering::SeqCst),
-        fake.billed_tokens(),
-    );
+    let counters0 = ProviderCounters::of(fake);
     let (busy0, provider0, storage0) = (
         machine_busy(),
         process_cpu("self").unwrap_or(0.0),
@@ -468,18 +507,7 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
         status.code() == Some(0) || status.code() == Some(2),
         "ragworker failed: {status:?}"
     );
-    let (files, failed, chunks) = counts(&env.pool).await;
-    RunFigures {
-        wall,
-        files,
-        failed,
-        chunks,
-        tokens: fake.billed_tokens() - tokens0,
-        requests: fake.requests() - requests0,
-        rate_limited: fake.stats().rate_limited.load(Ordering::SeqCst) - limited0,
-        peak_rss_kib: peak,
-        cpu: Some(cpu),
-    }
+    RunFigures::measure(env, fake, counters0, wall, peak, Some(cpu)).await
 }
 
 /// What a hand-rolled script does: one file at a time, batches of 100 chunks, float vectors,
@@ -491,11 +519,7 @@ async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures 
     )
     .unwrap();
     let http = reqwest::Client::new();
-    let (requests0, limited0, tokens0) = (
-        fake.requests(),
-        fake.stats().rate_limited.load(Ordering::SeqCst),
-        fake.billed_tokens(),
-    );
+    let counters0 = ProviderCounters::of(fake);
     let files: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "select id, storage_path, original_name, coalesce(mime_type, '') from files order by original_name",
     )
@@ -559,19 +583,7 @@ async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures 
         .await
         .unwrap();
     }
-    let wall = started.elapsed();
-    let (files, failed, chunks) = counts(&env.pool).await;
-    RunFigures {
-        wall,
-        files,
-        failed,
-        chunks,
-        tokens: fake.billed_tokens() - tokens0,
-        requests: fake.requests() - requests0,
-        rate_limited: fake.stats().rate_limited.load(Ordering::SeqCst) - limited0,
-        peak_rss_kib: 0,
-        cpu: None,
-    }
+    RunFigures::measure(env, fake, counters0, started.elapsed(), 0, None).await
 }
 
 /// The database write path alone: the same chunk rows, with ready vectors, through the
