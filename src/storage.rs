@@ -102,20 +102,11 @@ impl FsStorage {
     }
 
     fn object_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StorageError> {
-        let mut path = self.root.clone();
-        for (part, what) in [(bucket, "bucket"), (key, "object path")] {
-            let relative = Path::new(part);
-            let plain = relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
-            if part.is_empty() || !plain {
-                return Err(StorageError::Refused(format!(
-                    "{what} {part:?} is not a plain relative path (no \"..\", no leading \"/\")"
-                )));
-            }
-            path.push(relative);
-        }
-        Ok(path)
+        Ok(self.bucket_dir(bucket)?.join(plain(key, "object path")?))
+    }
+
+    fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StorageError> {
+        Ok(self.root.join(plain(bucket, "bucket")?))
     }
 
     fn io_error(err: std::io::Error, bucket: &str, key: &str, path: &Path) -> StorageError {
@@ -173,12 +164,22 @@ impl FsStorage {
 
     /// A bucket is a directory under the root; `enqueue` creates it on first use.
     pub async fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
-        let dir = self.object_path(bucket, "x")?;
-        let dir = dir.parent().unwrap_or(&self.root);
-        tokio::fs::create_dir_all(dir)
+        let dir = self.bucket_dir(bucket)?;
+        tokio::fs::create_dir_all(&dir)
             .await
-            .map_err(|e| Self::io_error(e, bucket, "", dir))
+            .map_err(|e| Self::io_error(e, bucket, "", &dir))
     }
+}
+
+/// `part` as a relative path of plain components only: no `..`, no root, not empty.
+fn plain<'a>(part: &'a str, what: &str) -> Result<&'a Path, StorageError> {
+    let path = Path::new(part);
+    if part.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(StorageError::Refused(format!(
+            "{what} {part:?} is not a plain relative path (no \"..\", no leading \"/\")"
+        )));
+    }
+    Ok(path)
 }
 
 /// Adds the trailing `/` that aws-sdk-rust needs to keep an endpoint's path (such as
