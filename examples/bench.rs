@@ -237,7 +237,7 @@ level = "warn"
     std::fs::write(&config_path, &config).unwrap();
     let settings = Arc::new(Settings::from_toml_layers(&[&config]).unwrap());
     let pool = ragworker::db::connect(&settings.database).await.unwrap();
-    ragworker::db::migrate(&pool, &settings.embedding)
+    ragworker::db::migrate(&pool, &settings.embedding, &settings.storage)
         .await
         .unwrap();
     let s3 = S3Storage::from_settings(&settings.storage).await;

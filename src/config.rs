@@ -54,6 +54,49 @@ pub struct StorageSettings {
     pub max_object_bytes: u64,
     /// Root directory of the "fs" backend: objects are `<fs_root>/<bucket>/<path>`.
     pub fs_root: PathBuf,
+    /// Buckets files rows may name besides `bucket`.
+    pub buckets: Vec<String>,
+    /// The rule a row's object path must follow in those buckets.
+    pub ownership: Ownership,
+    /// Seconds claiming pauses after storage rejected the worker's credentials.
+    pub pause_secs: u64,
+    /// S3 credentials; empty means the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ...).
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+}
+
+impl StorageSettings {
+    /// The buckets files rows may name: `bucket` and `buckets`, each once.
+    pub fn allowed_buckets(&self) -> Vec<&str> {
+        let mut all = vec![self.bucket.as_str()];
+        for b in &self.buckets {
+            if !all.contains(&b.as_str()) {
+                all.push(b);
+            }
+        }
+        all
+    }
+}
+
+/// Which objects a files row may name (see `ownership` and the README's security section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    /// Objects under `<user_id>/`, Supabase Storage's convention; app users may register
+    /// their own uploads.
+    UserFolder,
+    /// Any plain path; only trusted roles (the server) may register files.
+    ServerOnly,
+}
+
+impl Ownership {
+    /// The name the database's ragworker_buckets table and the configuration use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ownership::UserFolder => "user_folder",
+            Ownership::ServerOnly => "server_only",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +267,16 @@ impl Settings {
                 "storage.backend = {:?} is not supported (use \"s3\" or \"fs\")",
                 self.storage.backend
             ));
+        }
+        for bucket in self.storage.allowed_buckets() {
+            if bucket.is_empty() || bucket.contains('/') || bucket.chars().any(char::is_control) {
+                return fail(format!(
+                    "storage bucket name {bucket:?} is not a bucket name (storage.bucket, storage.buckets)"
+                ));
+            }
+        }
+        if self.storage.pause_secs == 0 {
+            return fail("storage.pause_secs must be at least 1".into());
         }
         match self.embedding.provider.as_str() {
             "openai" => {}

@@ -8,7 +8,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::config::{DatabaseSettings, EmbeddingSettings};
+use crate::config::{DatabaseSettings, EmbeddingSettings, StorageSettings};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -20,9 +20,50 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error>
         .await
 }
 
-/// Applies the migrations, then fixes the embedding column to the configured dimension.
-pub async fn migrate(pool: &PgPool, embedding: &EmbeddingSettings) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await?;
+/// Applies the migrations, fixes the embedding column to the configured dimension and
+/// records which buckets files rows may name (storage.buckets, storage.ownership).
+pub async fn migrate(
+    pool: &PgPool,
+    embedding: &EmbeddingSettings,
+    storage: &StorageSettings,
+) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    install_vector(&mut conn).await?;
+    // On Supabase the `auth` schema belongs to Supabase, which already lets `authenticated`
+    // use it; the first migration's `grant usage on schema auth` (needed on plain Postgres)
+    // is then a no-op that Postgres reports with a WARNING ("no privileges were granted for
+    // auth"), and that migration cannot be edited. Warnings are silenced for the migrations
+    // in that case only, and the privilege the grant was for is checked below instead.
+    let foreign_auth: bool = sqlx::query_scalar(
+        "select exists (select 1 from pg_namespace n where n.nspname = 'auth'
+                          and not pg_has_role(current_user, n.nspowner, 'MEMBER'))",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if foreign_auth {
+        sqlx::query("set client_min_messages = error")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let migrated = MIGRATOR.run(&mut *conn).await;
+    if foreign_auth {
+        sqlx::query("reset client_min_messages")
+            .execute(&mut *conn)
+            .await?;
+    }
+    migrated?;
+    if foreign_auth {
+        let usable: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_roles where rolname = 'authenticated')
+                    and has_schema_privilege('authenticated', 'auth', 'usage')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if !usable {
+            anyhow::bail!("role authenticated may not use schema auth, so Row Level Security policies (auth.uid()) fail for app users; grant it as the schema's owner: grant usage on schema auth to authenticated");
+        }
+    }
+    drop(conn);
     sqlx::query("select ragworker_set_embedding_dimension($1)")
         .bind(embedding.dimensions as i32)
         .execute(pool)
@@ -32,7 +73,55 @@ pub async fn migrate(pool: &PgPool, embedding: &EmbeddingSettings) -> anyhow::Re
             sqlx::Error::Database(db) => anyhow::anyhow!("{}", db.message()),
             other => other.into(),
         })?;
+    record_buckets(pool, storage).await?;
     Ok(())
+}
+
+/// Creates pgvector in the `extensions` schema where there is one (Supabase keeps extensions
+/// there); the first migration's plain `create extension if not exists vector` would put it
+/// in the first schema of the search_path, public.
+async fn install_vector(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let (installed, extensions_schema): (bool, bool) = sqlx::query_as(
+        "select exists (select 1 from pg_extension where extname = 'vector'),
+                to_regnamespace('extensions') is not null",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !installed && extensions_schema {
+        sqlx::query("create extension if not exists vector with schema extensions")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the vector extension in schema extensions (on Supabase: enable it under Database > Extensions): {e}"))?;
+    }
+    Ok(())
+}
+
+/// Writes the configured buckets and ownership rule to `ragworker_buckets`, which the
+/// files trigger enforces: the configuration is the source, the table its copy.
+async fn record_buckets(pool: &PgPool, storage: &StorageSettings) -> Result<(), sqlx::Error> {
+    let buckets: Vec<String> = storage
+        .allowed_buckets()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mut tx = pool.begin().await?;
+    // Two `migrate` runs at once would otherwise interleave their deletes and inserts.
+    sqlx::query("lock table ragworker_buckets in share row exclusive mode")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from ragworker_buckets where bucket <> all($1)")
+        .bind(&buckets)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "insert into ragworker_buckets (bucket, ownership) select unnest($1::text[]), $2
+         on conflict (bucket) do update set ownership = excluded.ownership",
+    )
+    .bind(&buckets)
+    .bind(storage.ownership.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +161,19 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
     if !missing.is_empty() {
         return Err(PreflightError::NotMigrated(missing.join(", ")));
     }
+    // Errors here are reported as they are: a role that may not read the table (the worker
+    // connecting as service_role before it was granted) must not look like an old schema.
     let applied: Vec<i64> =
-        sqlx::query_scalar("select version from _sqlx_migrations where success")
+        match sqlx::query_scalar("select version from _sqlx_migrations where success")
             .fetch_all(pool)
             .await
-            .unwrap_or_default();
+        {
+            Ok(applied) => applied,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+                return Err(PreflightError::NotMigrated("_sqlx_migrations".into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
     if MIGRATOR.iter().any(|m| !applied.contains(&m.version)) {
         return Err(PreflightError::MigrationsPending);
     }
@@ -93,6 +190,17 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
         });
     }
     Ok(())
+}
+
+/// Files waiting (pending or processing) per bucket, for the start-up storage check.
+pub async fn queued_buckets(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select storage_bucket, count(*) from files
+         where processing_status in ('pending', 'processing')
+         group by 1 order by 2 desc limit 100",
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// What `backfill --reembed` re-embeds.

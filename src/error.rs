@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use crate::embed::EmbedError;
 use crate::extract::ExtractError;
+use crate::ownership::{CheckError, OwnershipError};
 use crate::queue::QueueError;
 use crate::storage::StorageError;
 
 /// Why processing one file stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    #[error(transparent)]
+    Ownership(#[from] OwnershipError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -25,6 +28,15 @@ pub enum JobError {
     LeaseLost,
     #[error("the worker is shutting down")]
     Shutdown,
+}
+
+impl From<CheckError> for JobError {
+    fn from(e: CheckError) -> Self {
+        match e {
+            CheckError::Ownership(e) => JobError::Ownership(e),
+            CheckError::Database(e) => JobError::Database(e),
+        }
+    }
 }
 
 impl From<QueueError> for JobError {
@@ -44,6 +56,10 @@ pub enum ErrorClass {
     /// The fault is outside the file: back to `pending`, tried again later (no sooner than
     /// `retry_after` when the provider said when).
     Transient { retry_after: Option<Duration> },
+    /// A deployment problem every file would meet (storage rejected the worker's
+    /// credentials): back to `pending` without spending an attempt, and no claims for a
+    /// while. Not the document's fault, so it must not fail the file.
+    Paused,
     /// Another worker owns the file now; this worker must write nothing.
     LeaseLost,
     /// Interrupted by shutdown: back to `pending` without spending an attempt.
@@ -54,13 +70,11 @@ impl JobError {
     /// The one place that decides retry-or-give-up for a file.
     pub fn class(&self) -> ErrorClass {
         match self {
-            JobError::Storage(e) => {
-                if e.is_permanent() {
-                    ErrorClass::Permanent
-                } else {
-                    ErrorClass::Transient { retry_after: None }
-                }
-            }
+            // The row names an object its owner may not read: no retry makes it readable.
+            JobError::Ownership(_) => ErrorClass::Permanent,
+            JobError::Storage(e) if e.pauses_work() => ErrorClass::Paused,
+            JobError::Storage(e) if e.is_transient() => ErrorClass::Transient { retry_after: None },
+            JobError::Storage(_) => ErrorClass::Permanent,
             // Extraction is deterministic: the same bytes fail the same way next time.
             JobError::Extract(_) => ErrorClass::Permanent,
             JobError::Embed(e) => e.class(),
@@ -123,6 +137,18 @@ mod tests {
         assert_eq!(
             JobError::Storage(StorageError::Unavailable("connection refused".into())).class(),
             ErrorClass::Transient { retry_after: None }
+        );
+        assert_eq!(
+            JobError::Storage(StorageError::Denied("HTTP 403 AccessDenied".into())).class(),
+            ErrorClass::Paused
+        );
+        assert_eq!(
+            JobError::Storage(StorageError::NoBucket("documents".into())).class(),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            JobError::Ownership(OwnershipError::UploadedByAnother).class(),
+            ErrorClass::Permanent
         );
         assert_eq!(
             JobError::Database(sqlx::Error::PoolTimedOut).class(),

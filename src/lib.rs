@@ -11,7 +11,9 @@ pub mod embed;
 pub mod enqueue;
 pub mod error;
 pub mod extract;
+pub mod halt;
 pub mod http;
+pub mod ownership;
 pub mod progress;
 pub mod queue;
 pub mod search;
@@ -48,7 +50,10 @@ pub async fn build_worker(
     worker_id: String,
 ) -> anyhow::Result<worker::Worker> {
     let embedder = Arc::new(embed::Embedder::new(&settings.embedding)?);
+    let ownership = ownership::Rules::load(&settings.storage, &pool).await?;
     Ok(worker::Worker {
+        ownership,
+        storage_paused: halt::Halt::new(),
         queue: queue::Queue::new(pool, worker_id, settings.queue.clone()),
         storage: storage::Storage::from_settings(&settings.storage).await?,
         chunker: chunk::Chunker::new(&settings.chunking, embedder.tokenizer())?,

@@ -97,7 +97,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
         .context("cannot connect to the database (database.url / DATABASE_URL)")?;
     match command {
         Command::Migrate => {
-            db::migrate(&pool, &settings.embedding).await?;
+            db::migrate(&pool, &settings.embedding, &settings.storage).await?;
             println!(
                 "schema up to date; embedding dimension {}",
                 settings.embedding.dimensions
@@ -152,6 +152,10 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             );
             if let Some(err) = worker.embedder.halted() {
                 eprintln!("error: stopped early, the embedding provider refuses requests: {err}");
+                return Ok(ExitCode::from(2));
+            }
+            if let Some(err) = worker.storage_paused.current() {
+                eprintln!("error: stopped early, {err}; the files stay pending");
                 return Ok(ExitCode::from(2));
             }
             if summary.failed > 0 {
@@ -225,18 +229,22 @@ async fn start_worker(
     db::preflight(&pool, &settings.embedding)
         .await
         .context("refusing to claim files")?;
+    let queued = db::queued_buckets(&pool).await?;
     let worker =
         ragworker::build_worker(settings.clone(), pool, ragworker::default_worker_id()).await?;
-    worker
+    let warnings = worker
         .storage
-        .check_bucket(&settings.storage.bucket)
+        .check_access(&settings.storage.allowed_buckets(), &queued)
         .await
-        .with_context(|| {
-            format!(
-                "refusing to claim files: bucket {:?} is not reachable (storage.*, AWS_* settings)",
-                settings.storage.bucket
-            )
-        })?;
+        .context("refusing to claim files: storage check failed (storage.*, AWS_* settings)")?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    if worker.ownership.checks_uploader() {
+        tracing::info!(
+            "storage.objects is in this database: objects uploaded by another user are refused"
+        );
+    }
     Ok(Arc::new(worker))
 }
 

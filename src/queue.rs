@@ -196,6 +196,25 @@ impl Queue {
         Ok(decision)
     }
 
+    /// Hands the file back after a deployment problem, without spending an attempt; it is
+    /// eligible again after `delay`, with `message` as its last_error meanwhile.
+    pub async fn postpone<'e>(
+        executor: impl PgExecutor<'e>,
+        lease: &Lease,
+        message: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let done = sqlx::query(include_str!("queue/postpone.sql"))
+            .bind(lease.file_id)
+            .bind(&*lease.worker_id)
+            .bind(lease.attempt)
+            .bind(message)
+            .bind(delay.as_secs_f64())
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
     /// Hands the file back without spending an attempt (shutdown).
     pub async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         let done = sqlx::query(include_str!("queue/release.sql"))

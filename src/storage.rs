@@ -6,10 +6,12 @@ use std::path::{Component, Path, PathBuf};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Bytes, BytesMut};
+use secrecy::ExposeSecret;
 
 use crate::config::StorageSettings;
 
@@ -17,8 +19,13 @@ use crate::config::StorageSettings;
 pub enum StorageError {
     #[error("object not found in storage: bucket {bucket:?}, path {key:?}")]
     NotFound { bucket: String, key: String },
+    #[error("bucket {0:?} does not exist or these storage credentials cannot see it")]
+    NoBucket(String),
     #[error("object is {size} bytes, over the {max}-byte limit (storage.max_object_bytes)")]
     TooLarge { size: u64, max: u64 },
+    /// HTTP 401/403: the worker's credentials (expired, wrong, lacking rights), not the file.
+    #[error("storage rejected the worker's credentials: {0}")]
+    Denied(String),
     #[error("storage refused the request: {0}")]
     Refused(String),
     #[error("storage unavailable: {0}")]
@@ -26,9 +33,14 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// Missing, oversized or forbidden objects stay that way; outages pass.
-    pub fn is_permanent(&self) -> bool {
-        !matches!(self, StorageError::Unavailable(_))
+    /// An outage that may pass: try the file again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
+    }
+
+    /// A deployment problem every file would meet: stop claiming for a while.
+    pub fn pauses_work(&self) -> bool {
+        matches!(self, StorageError::Denied(_))
     }
 }
 
@@ -81,6 +93,42 @@ impl Storage {
             Storage::S3(s) => s.check_bucket(bucket).await,
             Storage::Fs(s) => s.check_bucket(bucket).await,
         }
+    }
+
+    /// The start-up check: asks for every bucket rows may name (`allowed`), which also
+    /// proves the credentials. Rejected credentials or an unreachable server are errors;
+    /// a missing bucket, or queued files naming a bucket outside `allowed`, are warnings
+    /// (those files will fail saying so, the others are fine). `queued`: files waiting per
+    /// bucket.
+    pub async fn check_access(
+        &self,
+        allowed: &[&str],
+        queued: &[(String, i64)],
+    ) -> Result<Vec<String>, StorageError> {
+        let waiting = |bucket: &str| {
+            queued
+                .iter()
+                .find(|(b, _)| b == bucket)
+                .map_or(0, |(_, n)| *n)
+        };
+        let mut warnings = Vec::new();
+        for (bucket, n) in queued {
+            if !allowed.contains(&bucket.as_str()) {
+                warnings.push(format!(
+                    "{n} queued files name bucket {bucket:?}, which is not in storage.buckets; they will fail"
+                ));
+            }
+        }
+        for bucket in allowed {
+            match self.check_bucket(bucket).await {
+                Ok(()) => {}
+                Err(e @ StorageError::NoBucket(_)) => {
+                    warnings.push(format!("{e} ({} queued files name it)", waiting(bucket)))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(warnings)
     }
 }
 
@@ -200,13 +248,22 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// Credentials come from the SDK's own chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    /// AWS_SESSION_TOKEN, profiles); endpoint and region from our settings.
+    /// Credentials come from storage.access_key_id / secret_access_key when set, else from
+    /// the SDK's own chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+    /// profiles); endpoint and region from our settings.
     pub async fn from_settings(settings: &StorageSettings) -> Self {
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .load()
-            .await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()));
+        if !settings.access_key_id.is_empty() {
+            loader = loader.credentials_provider(Credentials::new(
+                settings.access_key_id.clone(),
+                settings.secret_access_key.expose_secret().to_string(),
+                None,
+                None,
+                "ragworker-config",
+            ));
+        }
+        let shared = loader.load().await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(settings.force_path_style)
             // Newer SDKs send aws-chunked uploads with checksum trailers by default, which
@@ -291,25 +348,79 @@ impl S3Storage {
     }
 }
 
+/// `key` is empty for bucket-level requests. `last_error` gets the status, the S3 error
+/// code and the server's message (Supabase: `HTTP 403 AccessDenied: "exp" claim timestamp
+/// check failed`), never the SDK's debug dump.
 fn classify_sdk_error<E>(err: SdkError<E, HttpResponse>, bucket: &str, key: &str) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
-    if matches!(code, "NoSuchKey" | "NotFound" | "NoSuchBucket") || status == Some(404) {
-        return StorageError::NotFound {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        };
+    let (code, message) = err
+        .as_service_error()
+        .map_or((None, None), |e| (e.code(), e.message()));
+    let no_bucket = || StorageError::NoBucket(bucket.to_string());
+    match (code, status) {
+        (Some("NoSuchBucket"), _) => return no_bucket(),
+        // HEAD answers carry no body, so a missing bucket is a bare 404 ("NotFound").
+        (Some("NoSuchKey" | "NotFound"), _) | (_, Some(404)) if key.is_empty() => {
+            return no_bucket()
+        }
+        (Some("NoSuchKey" | "NotFound"), _) | (_, Some(404)) => {
+            return StorageError::NotFound {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            }
+        }
+        _ => {}
     }
-    let message = DisplayErrorContext(&err).to_string();
+    let summary = match status {
+        Some(status) => {
+            let mut text = format!("HTTP {status}");
+            if let Some(code) = code {
+                text = format!("{text} {code}");
+            }
+            match message.filter(|m| !m.is_empty()) {
+                Some(message) => format!("{text}: {message}"),
+                None => text,
+            }
+        }
+        None => match &err {
+            SdkError::TimeoutError(_) => "the request timed out".to_string(),
+            _ => error_chain(&err),
+        },
+    };
+    let summary = shorten(&summary, 300);
     match status {
-        // Timeouts, throttling, outages and no answer at all pass; other client errors
-        // (403 and the like) will not.
-        Some(408 | 429) | None => StorageError::Unavailable(message),
-        Some(s) if s >= 500 => StorageError::Unavailable(message),
-        Some(_) => StorageError::Refused(message),
+        Some(401 | 403) => StorageError::Denied(summary),
+        // Timeouts, throttling, outages and no answer at all pass; other client errors will
+        // not.
+        Some(408 | 429) | None => StorageError::Unavailable(summary),
+        Some(s) if s >= 500 => StorageError::Unavailable(summary),
+        Some(_) => StorageError::Refused(summary),
+    }
+}
+
+/// An error and its causes as one line ("dispatch failure: io error: ... Connection
+/// refused"), each message once.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -347,7 +458,7 @@ mod tests {
                 matches!(&err, StorageError::Refused(m) if m.contains("plain relative path")),
                 "{bucket}/{key}: {err}"
             );
-            assert!(err.is_permanent());
+            assert!(!err.is_transient() && !err.pauses_work());
         }
     }
 

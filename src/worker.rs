@@ -14,6 +14,8 @@ use crate::config::Settings;
 use crate::embed::{Batcher, Embedder, Usage};
 use crate::error::{ErrorClass, JobError};
 use crate::extract::{self, ExtractError};
+use crate::halt::Halt;
+use crate::ownership;
 use crate::queue::{ClaimedFile, Lease, Queue, QueueError, RetryDecision};
 use crate::storage::Storage;
 use crate::store::{self, UsageRecord};
@@ -59,15 +61,23 @@ pub struct Worker {
     /// Shared by all files this worker processes, so their chunks share requests.
     pub batcher: Batcher,
     pub chunker: Chunker,
+    /// Which objects a row may name; checked before every download.
+    pub ownership: ownership::Rules,
+    /// Set when storage rejects the worker's credentials: no claims until it lifts.
+    pub storage_paused: Halt<String>,
     pub settings: Arc<Settings>,
 }
 
 impl Worker {
-    /// Claims up to `limit` files, unless the embedding provider refused us (quota, auth):
-    /// files claimed now would only fail the same way.
+    /// Claims up to `limit` files, unless the embedding provider (quota, auth) or storage
+    /// (credentials) refused us: files claimed now would only meet the same refusal.
     pub async fn claim(&self, limit: usize) -> Result<Vec<(ClaimedFile, Lease)>, sqlx::Error> {
         if let Some(err) = self.embedder.halted() {
             tracing::warn!(error = %err, "not claiming files: the embedding provider refused requests");
+            return Ok(Vec::new());
+        }
+        if let Some(err) = self.storage_paused.current() {
+            tracing::warn!(error = %err, "not claiming files: storage rejected the worker's credentials");
             return Ok(Vec::new());
         }
         self.queue.claim(limit).await
@@ -136,6 +146,9 @@ impl Worker {
         lease: &Lease,
         usage: &mut Usage,
     ) -> Result<usize, JobError> {
+        // Before a byte is downloaded: the worker's credentials can read every user's
+        // objects, the row's owner may not.
+        self.ownership.check(self.queue.pool(), file).await?;
         let bytes = self
             .storage
             .get(&file.storage_bucket, &file.storage_path)
@@ -232,7 +245,9 @@ impl Worker {
         let message = err.to_string();
         let settled: Result<Outcome, QueueError> = async {
             match err.class() {
-                class @ (ErrorClass::Permanent | ErrorClass::Transient { .. }) => {
+                class @ (ErrorClass::Permanent
+                | ErrorClass::Transient { .. }
+                | ErrorClass::Paused) => {
                     // The status change and the usage row commit together.
                     let mut tx = self.queue.pool().begin().await?;
                     let outcome = match class {
@@ -252,6 +267,16 @@ impl Worker {
                                         lease.attempt
                                     ),
                                 },
+                            }
+                        }
+                        ErrorClass::Paused => {
+                            let after = Duration::from_secs(self.settings.storage.pause_secs);
+                            tracing::error!(error = %message, pause_s = after.as_secs(), "storage rejected the worker's credentials: no claims until the pause ends");
+                            self.storage_paused.trip(after, message.clone());
+                            Queue::postpone(&mut *tx, lease, &message, after).await?;
+                            Outcome::Retrying {
+                                error: message.clone(),
+                                after,
                             }
                         }
                         _ => {

@@ -10,7 +10,7 @@ pub mod local;
 mod transport;
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_openai::config::OpenAIConfig;
@@ -34,6 +34,7 @@ pub use transport::ProviderFailure;
 use crate::chunk::Tokenizer;
 use crate::config::{EmbeddingSettings, EncodingFormat, OversizeInput};
 use crate::error::ErrorClass;
+use crate::halt::Halt;
 use local::LocalModel;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -224,7 +225,7 @@ pub struct Embedder {
     settings: EmbeddingSettings,
     tokenizer: Tokenizer,
     /// Set by a quota or authentication error: until then, nothing is sent.
-    halted: Mutex<Option<(tokio::time::Instant, EmbedError)>>,
+    halted: Halt<EmbedError>,
 }
 
 enum Backend {
@@ -267,7 +268,7 @@ impl Embedder {
             backend: Backend::Api { client, limiter },
             settings: settings.clone(),
             tokenizer: Tokenizer::cl100k().map_err(EmbedError::BadResponse)?,
-            halted: Mutex::new(None),
+            halted: Halt::new(),
         })
     }
 
@@ -300,7 +301,7 @@ impl Embedder {
             },
             settings: settings.clone(),
             tokenizer: Tokenizer::Local(model),
-            halted: Mutex::new(None),
+            halted: Halt::new(),
         })
     }
 
@@ -335,15 +336,7 @@ impl Embedder {
 
     /// The quota or authentication error that stopped all requests, while it holds.
     pub fn halted(&self) -> Option<EmbedError> {
-        let mut halted = self.halted.lock().unwrap();
-        match &*halted {
-            Some((until, _)) if tokio::time::Instant::now() >= *until => {
-                *halted = None;
-                None
-            }
-            Some((_, err)) => Some(err.clone()),
-            None => None,
-        }
+        self.halted.current()
     }
 
     /// Embeds `inputs` in consecutive requests (no cross-file batching: for queries and
@@ -443,10 +436,8 @@ impl Embedder {
                 }
                 Err(e) if e.halts_provider() => {
                     tracing::error!(error = %e, halt_s = self.settings.halt_secs, "embedding provider refused: no requests until the halt expires");
-                    *self.halted.lock().unwrap() = Some((
-                        tokio::time::Instant::now() + Duration::from_secs(self.settings.halt_secs),
-                        e.clone(),
-                    ));
+                    self.halted
+                        .trip(Duration::from_secs(self.settings.halt_secs), e.clone());
                 }
                 Err(_) => {}
             }

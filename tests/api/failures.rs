@@ -50,12 +50,15 @@ async fn each_bad_fixture_fails_clearly_and_good_files_still_complete() {
 #[tokio::test]
 async fn a_missing_object_fails_with_its_bucket_and_path() {
     let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    let path = format!("{user}/uploaded/this.pdf");
     let id: Uuid = sqlx::query_scalar(
         "insert into files (user_id, original_name, storage_bucket, storage_path, mime_type)
-         values ($1, 'gone.pdf', $2, 'nobody/uploaded/this.pdf', 'application/pdf') returning id",
+         values ($1, 'gone.pdf', $2, $3, 'application/pdf') returning id",
     )
-    .bind(Uuid::new_v4())
+    .bind(user)
     .bind(&env.bucket)
+    .bind(&path)
     .fetch_one(&env.pool)
     .await
     .unwrap();
@@ -66,7 +69,7 @@ async fn a_missing_object_fails_with_its_bucket_and_path() {
     assert_eq!(
         row.last_error.as_deref(),
         Some(&*format!(
-            "object not found in storage: bucket {:?}, path \"nobody/uploaded/this.pdf\"",
+            "object not found in storage: bucket {:?}, path {path:?}",
             env.bucket
         ))
     );

@@ -156,7 +156,7 @@ listen = ""
             Arc::new(Settings::from_toml_layers(&[&config_toml]).expect("test settings"));
 
         let pool = ragworker::db::connect(&settings.database).await.unwrap();
-        ragworker::db::migrate(&pool, &settings.embedding)
+        ragworker::db::migrate(&pool, &settings.embedding, &settings.storage)
             .await
             .unwrap();
         let storage = Storage::from_settings(&settings.storage).await.unwrap();
