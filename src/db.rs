@@ -77,13 +77,14 @@ pub async fn migrate(
     Ok(())
 }
 
-/// Creates pgvector in the `extensions` schema where there is one (Supabase keeps extensions
-/// there); the first migration's plain `create extension if not exists vector` would put it
-/// in the first schema of the search_path, public.
+/// Creates pgvector in the `extensions` schema where there is one on the search_path
+/// (Supabase keeps extensions there); the first migration's plain `create extension if not
+/// exists vector` would put it in the first schema of the search_path, public. Off the
+/// search_path the migrations could not name its types, so then it is left to them.
 async fn install_vector(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     let (installed, extensions_schema): (bool, bool) = sqlx::query_as(
         "select exists (select 1 from pg_extension where extname = 'vector'),
-                to_regnamespace('extensions') is not null",
+                'extensions' = any(current_schemas(false))",
     )
     .fetch_one(&mut *conn)
     .await?;

@@ -68,9 +68,31 @@ impl Storage {
 
     /// Downloads an object, refusing anything over `storage.max_object_bytes`.
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
-        match self {
+        let got = match self {
             Storage::S3(s) => s.get(bucket, key).await,
             Storage::Fs(s) => s.get(bucket, key).await,
+        };
+        match got {
+            // Servers differ on a GET in a missing bucket (S3 and Supabase answer
+            // NoSuchBucket, s3s-fs NoSuchKey): ask for the bucket, so the message names what
+            // is missing. Only on this failure path, so it costs nothing otherwise.
+            Err(StorageError::NotFound { .. }) if self.bucket_missing(bucket).await => {
+                Err(StorageError::NoBucket(bucket.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the bucket is known not to exist (an error saying anything else is `false`).
+    async fn bucket_missing(&self, bucket: &str) -> bool {
+        match self {
+            Storage::S3(s) => {
+                matches!(s.check_bucket(bucket).await, Err(StorageError::NoBucket(_)))
+            }
+            Storage::Fs(s) => match s.bucket_dir(bucket) {
+                Ok(dir) => !tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()),
+                Err(_) => false,
+            },
         }
     }
 

@@ -15,4 +15,5 @@ mod local_search;
 mod models;
 mod queue;
 mod rls;
+mod security;
 mod service;

@@ -59,6 +59,10 @@ pub struct TestEnv {
     pub storage: Storage,
     pub bucket: String,
     pub database_url: String,
+    /// This env's database as a superuser (the same as `database_url` on plain Postgres).
+    pub superuser_url: String,
+    /// The private cluster of a Supabase-shaped env, stopped with the env.
+    pub cluster: Option<PgCluster>,
     /// Holds the config file for `ragworker` processes; removed with the env.
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -89,28 +93,44 @@ impl TestEnv {
     /// With a fake provider that enforces `rpm` requests and `tpm` tokens per minute.
     pub async fn with_limited_provider(extra: &str, rpm: u64, tpm: u64) -> Self {
         let admin_url = required_env("RAGWORKER_TEST_DATABASE_URL");
-        Self::build(&admin_url, extra, Some((rpm, tpm))).await
+        Self::build(&admin_url, extra, Some((rpm, tpm)), None).await
     }
 
     /// Like `with_config`, on the Postgres server at `admin_url` (a private cluster).
     pub async fn on_server(admin_url: &str, extra: &str) -> Self {
-        Self::build(admin_url, extra, None).await
+        Self::build(admin_url, extra, None, None).await
     }
 
-    async fn build(admin_url: &str, extra: &str, limits: Option<(u64, u64)>) -> Self {
+    /// A database set up the way Supabase sets one up (see `supabase.sql`), on a private
+    /// cluster whose superuser is `supabase_admin`; the env connects as Supabase's
+    /// `postgres` (no superuser, BYPASSRLS) and was migrated by the `ragworker migrate`
+    /// binary, whose stderr is in `log("migrate.log")`.
+    pub async fn supabase(extra: &str) -> Self {
+        let cluster = PgCluster::start_as("supabase_admin");
+        let admin_url = cluster.admin_url.clone();
+        Self::build(&admin_url, extra, None, Some(cluster)).await
+    }
+
+    async fn build(
+        admin_url: &str,
+        extra: &str,
+        limits: Option<(u64, u64)>,
+        supabase: Option<PgCluster>,
+    ) -> Self {
         let s3 = required_env("RAGWORKER_TEST_S3_ENDPOINT");
         let suffix = Uuid::new_v4().simple().to_string();
-        let db_name = format!("t_{suffix}");
-        let mut admin = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("admin connection");
-        // The name is generated from a UUID above, so formatting it in is safe.
-        sqlx::query(&format!("create database {db_name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        let database_url = admin_url.rsplit_once('/').unwrap().0.to_string() + "/" + &db_name;
+        let superuser_url = create_database(admin_url, &format!("t_{suffix}")).await;
+        let database_url = if supabase.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&superuser_url).await.unwrap();
+            sqlx::raw_sql(SUPABASE_SQL)
+                .execute(&mut conn)
+                .await
+                .expect("Supabase-shaped setup");
+            conn.close().await.ok();
+            superuser_url.replacen("supabase_admin@", "postgres@", 1)
+        } else {
+            superuser_url.clone()
+        };
         let fake = FakeOpenAi::start_with_limits(DIMENSIONS, limits).await;
         let bucket = format!("t-{suffix}");
         let dir = tempfile::tempdir().unwrap();
@@ -154,11 +174,33 @@ listen = ""
         let config_toml = toml::to_string(&table).unwrap();
         let settings =
             Arc::new(Settings::from_toml_layers(&[&config_toml]).expect("test settings"));
+        let config_path = dir.path().join("ragworker.toml");
+        std::fs::write(&config_path, &config_toml).unwrap();
 
         let pool = ragworker::db::connect(&settings.database).await.unwrap();
-        ragworker::db::migrate(&pool, &settings.embedding, &settings.storage)
-            .await
-            .unwrap();
+        if supabase.is_some() {
+            // As a Supabase user would: the binary, as `postgres`.
+            let log = std::fs::File::create(dir.path().join("migrate.log")).unwrap();
+            let status = std::process::Command::new(env!("CARGO_BIN_EXE_ragworker"))
+                .arg("--config")
+                .arg(&config_path)
+                .arg("migrate")
+                .env_remove("DATABASE_URL")
+                .env_remove("RUST_LOG")
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "ragworker migrate on the Supabase-shaped database: {}",
+                std::fs::read_to_string(dir.path().join("migrate.log")).unwrap_or_default()
+            );
+        } else {
+            ragworker::db::migrate(&pool, &settings.embedding, &settings.storage)
+                .await
+                .unwrap();
+        }
         let storage = Storage::from_settings(&settings.storage).await.unwrap();
         match &storage {
             Storage::S3(s3) => {
@@ -172,9 +214,9 @@ listen = ""
             Storage::Fs(fs) => fs.check_bucket(&bucket).await.unwrap(),
         }
         let worker = Arc::new(Self::build_worker(&settings, &pool, "test-worker-1").await);
-        let config_path = dir.path().join("ragworker.toml");
-        std::fs::write(&config_path, &config_toml).unwrap();
         Self {
+            superuser_url,
+            cluster: supabase,
             dir,
             config_path,
             settings,
@@ -345,6 +387,25 @@ listen = ""
     }
 }
 
+/// What Supabase sets up in a project's database before any app migration runs, as far as
+/// ragworker meets it: roles, default privileges, the `extensions` schema with pgvector, the
+/// `auth` and `storage` schemas owned by their services, `postgres`' search_path.
+pub const SUPABASE_SQL: &str = include_str!("supabase.sql");
+
+/// Creates database `name` on the server of `admin_url`; returns its URL (same user).
+pub async fn create_database(admin_url: &str, name: &str) -> String {
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("admin connection");
+    // Names are generated by the tests from UUIDs, so formatting one in is safe.
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    admin_url.rsplit_once('/').unwrap().0.to_string() + "/" + name
+}
+
 /// Polls `check` every 50 ms until it holds or `timeout` passes (then panics with `what`).
 /// For database state, which offers no signal to wait on.
 pub async fn wait_until<F, Fut>(timeout: std::time::Duration, what: &str, mut check: F)
@@ -373,6 +434,12 @@ impl PgCluster {
     const BIN: &'static str = "/usr/lib/postgresql/15/bin";
 
     pub fn start() -> Self {
+        Self::start_as("postgres")
+    }
+
+    /// A cluster whose superuser is `superuser` (Supabase's is `supabase_admin`, and its
+    /// `postgres` is an ordinary role).
+    pub fn start_as(superuser: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("rw-pg-")
             .tempdir_in("/tmp")
@@ -391,7 +458,7 @@ impl PgCluster {
         );
         run_as_postgres(
             &format!(
-                "{}/initdb -D {d} -A trust -U postgres >/dev/null",
+                "{}/initdb -D {d} -A trust -U {superuser} >/dev/null",
                 Self::BIN
             ),
             true,
@@ -405,7 +472,7 @@ impl PgCluster {
             .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
             .unwrap();
         let cluster = Self {
-            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            admin_url: format!("postgres://{superuser}@127.0.0.1:{port}/postgres"),
             data,
             _dir: dir,
         };
