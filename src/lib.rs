@@ -1,8 +1,9 @@
 //! ragworker: turns documents in S3-compatible storage into halfvec embeddings in Postgres.
 //!
 //! The modules follow a file's path: [`config`] → [`queue`] (claim, lease, fenced
-//! transitions) → [`storage`] → [`extract`] → [`chunk`] → [`embed`] → [`store`], driven by
-//! [`worker`] (one file) and [`service`] (the loops).
+//! transitions) → [`ownership`] (may this row's owner read that object?) → [`storage`] →
+//! [`extract`] → [`chunk`] → [`embed`] → [`store`], driven by [`worker`] (one file) and
+//! [`service`] (the loops).
 
 pub mod chunk;
 pub mod config;
