@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgExecutor, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::config::QueueSettings;
@@ -121,10 +123,7 @@ impl Queue {
     }
 
     pub async fn heartbeat(&self, lease: &Lease) -> Result<(), QueueError> {
-        let done = sqlx::query(include_str!("queue/heartbeat.sql"))
-            .bind(lease.file_id)
-            .bind(&*lease.worker_id)
-            .bind(lease.attempt)
+        let done = transition(include_str!("queue/heartbeat.sql"), lease)
             .bind(self.settings.lease_secs as f64)
             .execute(&self.pool)
             .await?;
@@ -139,10 +138,7 @@ impl Queue {
         extracted_text: &str,
         chunk_count: i32,
     ) -> Result<(), QueueError> {
-        let done = sqlx::query(include_str!("queue/complete.sql"))
-            .bind(lease.file_id)
-            .bind(&*lease.worker_id)
-            .bind(lease.attempt)
+        let done = transition(include_str!("queue/complete.sql"), lease)
             .bind(extracted_text)
             .bind(chunk_count)
             .execute(executor)
@@ -156,10 +152,7 @@ impl Queue {
         lease: &Lease,
         message: &str,
     ) -> Result<(), QueueError> {
-        let done = sqlx::query(include_str!("queue/fail.sql"))
-            .bind(lease.file_id)
-            .bind(&*lease.worker_id)
-            .bind(lease.attempt)
+        let done = transition(include_str!("queue/fail.sql"), lease)
             .bind(message)
             .execute(executor)
             .await?;
@@ -182,10 +175,7 @@ impl Queue {
                 Self::fail(executor, lease, &message).await?;
             }
             RetryDecision::Later(delay) => {
-                let done = sqlx::query(include_str!("queue/retry.sql"))
-                    .bind(lease.file_id)
-                    .bind(&*lease.worker_id)
-                    .bind(lease.attempt)
+                let done = transition(include_str!("queue/retry.sql"), lease)
                     .bind(message)
                     .bind(delay.as_secs_f64())
                     .execute(executor)
@@ -204,10 +194,7 @@ impl Queue {
         message: &str,
         delay: Duration,
     ) -> Result<(), QueueError> {
-        let done = sqlx::query(include_str!("queue/postpone.sql"))
-            .bind(lease.file_id)
-            .bind(&*lease.worker_id)
-            .bind(lease.attempt)
+        let done = transition(include_str!("queue/postpone.sql"), lease)
             .bind(message)
             .bind(delay.as_secs_f64())
             .execute(executor)
@@ -217,10 +204,7 @@ impl Queue {
 
     /// Hands the file back without spending an attempt (shutdown).
     pub async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
-        let done = sqlx::query(include_str!("queue/release.sql"))
-            .bind(lease.file_id)
-            .bind(&*lease.worker_id)
-            .bind(lease.attempt)
+        let done = transition(include_str!("queue/release.sql"), lease)
             .execute(&self.pool)
             .await?;
         fenced(done.rows_affected())
@@ -253,6 +237,15 @@ pub fn retry_delay(settings: &QueueSettings, attempt: i32, jitter: bool) -> Dura
         .build()
         .nth(n)
         .unwrap_or(Duration::from_secs(settings.retry_max_secs))
+}
+
+/// A transition out of (or within) `processing`: `sql` is fenced on `$1` file id, `$2`
+/// worker id and `$3` attempt, which are bound here; further parameters follow.
+fn transition<'q>(sql: &'q str, lease: &'q Lease) -> Query<'q, Postgres, PgArguments> {
+    sqlx::query(sql)
+        .bind(lease.file_id)
+        .bind(&*lease.worker_id)
+        .bind(lease.attempt)
 }
 
 fn fenced(rows_affected: u64) -> Result<(), QueueError> {

@@ -252,12 +252,31 @@ async fn supabase_migrate_is_silent_and_grants_exactly_the_contract() {
 
     // Migrating again (a new worker version, a second replica) changes nothing and stays
     // silent, and the worker starts: its start-up checks pass as `postgres`.
-    // `output()` captures stderr itself.
-    let out = env.command(&["migrate"], "-").output().await.unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && !log.contains("WARN"), "{log}");
-    let out = env.command(&["backfill"], "-").output().await.unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (code, log) = run(&env, &["migrate"]).await;
+    assert!(code == Some(0) && !log.contains("WARN"), "{log}");
+    let (code, log) = run(&env, &["backfill"]).await;
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// Runs `ragworker ARGS` on the env's config file; returns its exit code and stderr.
+async fn run(env: &TestEnv, args: &[&str]) -> (Option<i32>, String) {
+    // `output()` captures stderr itself (the log file stays empty).
+    let out = env.command(args, "unused.log").output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Rewrites the env's config file (what `ragworker` processes read) with these [storage]
+/// keys; the in-process settings stay as they were.
+fn set_storage_config<const N: usize>(env: &TestEnv, keys: [(&str, toml::Value); N]) {
+    let mut table: toml::Table = env.config_toml.parse().unwrap();
+    let storage = table["storage"].as_table_mut().unwrap();
+    for (key, value) in keys {
+        storage.insert(key.into(), value);
+    }
+    std::fs::write(&env.config_path, toml::to_string(&table).unwrap()).unwrap();
 }
 
 #[tokio::test]
@@ -438,27 +457,26 @@ async fn a_postgrest_session_registers_uploads_and_searches_under_rls() {
             .is_some_and(|e| e.contains("only set processing_status to pending")),
         "{err:?}"
     );
-    let mut tx = session(&env, "authenticated", Some(alice)).await;
-    let n = sqlx::query("update files set processing_status = 'pending' where id = $1")
+    let pending = "update files set processing_status = 'pending' where id = $1";
+    assert_eq!(rows_as(&env, alice, pending, id).await, 1);
+    let row = env.file(id).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
+    // Bob cannot touch Alice's row at all (RLS: zero rows).
+    let rename = "update files set original_name = 'mine' where id = $1";
+    assert_eq!(rows_as(&env, bob, rename, id).await, 0);
+}
+
+/// Runs `sql` (with `$1` = `id`) as app user `user` and commits; returns the rows it touched.
+async fn rows_as(env: &TestEnv, user: Uuid, sql: &str, id: Uuid) -> u64 {
+    let mut tx = session(env, "authenticated", Some(user)).await;
+    let n = sqlx::query(sql)
         .bind(id)
         .execute(&mut *tx)
         .await
         .unwrap()
         .rows_affected();
     tx.commit().await.unwrap();
-    assert_eq!(n, 1);
-    let row = env.file(id).await;
-    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
-    // Bob cannot touch Alice's row at all (RLS: zero rows).
-    let mut tx = session(&env, "authenticated", Some(bob)).await;
-    let n = sqlx::query("update files set original_name = 'mine' where id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .unwrap()
-        .rows_affected();
-    tx.rollback().await.unwrap();
-    assert_eq!(n, 0);
+    n
 }
 
 #[tokio::test]
@@ -718,23 +736,19 @@ async fn rejected_storage_credentials_pause_claiming_and_keep_the_file_pending()
     assert_eq!(env.file(id).await.attempts, 1);
 
     // The start-up check refuses to run with credentials storage rejects.
-    let mut table: toml::Table = env.config_toml.parse().unwrap();
-    let storage = table["storage"].as_table_mut().unwrap();
-    storage.insert(
-        "access_key_id".into(),
-        std::env::var("AWS_ACCESS_KEY_ID").unwrap().into(),
+    set_storage_config(
+        &env,
+        [
+            (
+                "access_key_id",
+                std::env::var("AWS_ACCESS_KEY_ID").unwrap().into(),
+            ),
+            ("secret_access_key", "not-the-secret".into()),
+        ],
     );
-    storage.insert("secret_access_key".into(), "not-the-secret".into());
-    std::fs::write(&env.config_path, toml::to_string(&table).unwrap()).unwrap();
     env.enqueue(user, "guide.md").await;
-    let out = env
-        .command(&["backfill"], "backfill.log")
-        .output()
-        .await
-        .unwrap();
-    // `output()` captures stderr itself.
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{log}");
+    let (code, log) = run(&env, &["backfill"]).await;
+    assert_eq!(code, Some(1), "{log}");
     assert!(
         log.contains("storage rejected the worker's credentials: HTTP 403"),
         "{log}"
@@ -750,20 +764,15 @@ async fn a_missing_bucket_says_so_and_the_default_bucket_is_not_required() {
     // The configuration lists a bucket that does not exist, and its default bucket (which
     // only `enqueue` uses) does not exist either.
     let absent = format!("absent-{}", Uuid::new_v4().simple());
-    let mut table: toml::Table = env.config_toml.parse().unwrap();
-    let storage = table["storage"].as_table_mut().unwrap();
-    storage.insert("bucket".into(), absent.clone().into());
-    storage.insert(
-        "buckets".into(),
-        toml::Value::Array(vec![env.bucket.clone().into()]),
+    set_storage_config(
+        &env,
+        [
+            ("bucket", absent.clone().into()),
+            ("buckets", vec![env.bucket.clone()].into()),
+        ],
     );
-    std::fs::write(&env.config_path, toml::to_string(&table).unwrap()).unwrap();
-    let out = env
-        .command(&["migrate"], "migrate.log")
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (code, log) = run(&env, &["migrate"]).await;
+    assert_eq!(code, Some(0), "{log}");
     let lost: Uuid = sqlx::query_scalar(
         "insert into files (user_id, original_name, storage_bucket, storage_path)
          values ($1, 'lost.txt', $2, $3) returning id",
@@ -775,13 +784,8 @@ async fn a_missing_bucket_says_so_and_the_default_bucket_is_not_required() {
     .await
     .unwrap();
 
-    let out = env
-        .command(&["backfill"], "backfill.log")
-        .output()
-        .await
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "one file failed: {log}");
+    let (code, log) = run(&env, &["backfill"]).await;
+    assert_eq!(code, Some(2), "one file failed: {log}");
     assert!(
         log.contains(&format!("bucket {absent:?} does not exist or these storage credentials cannot see it (1 queued files name it)")),
         "{log}"

@@ -26,18 +26,19 @@ grant usage on schema public to anon, authenticated, service_role;
 
 -- Everything created in public, by postgres or by supabase_admin, is open to the API roles
 -- unless a migration revokes it.
-alter default privileges for role postgres in schema public
-  grant all on tables to anon, authenticated, service_role;
-alter default privileges for role postgres in schema public
-  grant all on functions to anon, authenticated, service_role;
-alter default privileges for role postgres in schema public
-  grant all on sequences to anon, authenticated, service_role;
-alter default privileges for role supabase_admin in schema public
-  grant all on tables to anon, authenticated, service_role;
-alter default privileges for role supabase_admin in schema public
-  grant all on functions to anon, authenticated, service_role;
-alter default privileges for role supabase_admin in schema public
-  grant all on sequences to anon, authenticated, service_role;
+do $$
+declare
+  creator text;
+  kind text;
+begin
+  foreach creator in array array['postgres', 'supabase_admin'] loop
+    foreach kind in array array['tables', 'functions', 'sequences'] loop
+      execute format('alter default privileges for role %I in schema public
+                      grant all on %s to anon, authenticated, service_role', creator, kind);
+    end loop;
+  end loop;
+end
+$$;
 
 -- Extensions live in their own schema; pgvector is enabled from the dashboard (which runs
 -- it with supautils' rights; a non-superuser cannot create it on plain Postgres).
