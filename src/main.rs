@@ -171,6 +171,14 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
         } => {
             let storage = storage::Storage::from_settings(&settings.storage).await?;
             let bucket = bucket.unwrap_or_else(|| settings.storage.bucket.clone());
+            // Before anything is uploaded: the database refuses rows naming other buckets.
+            if !settings
+                .storage
+                .allowed_buckets()
+                .contains(&bucket.as_str())
+            {
+                anyhow::bail!("bucket {bucket:?} is not one ragworker may read: add it to storage.buckets and run `ragworker migrate`");
+            }
             let owner = enqueue::Owner {
                 user_id: user,
                 org_id: org,
