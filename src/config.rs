@@ -58,6 +58,8 @@ pub struct StorageSettings {
     pub buckets: Vec<String>,
     /// The rule a row's object path must follow in those buckets.
     pub ownership: Ownership,
+    /// Buckets whose uploads queue themselves (a trigger on Supabase's storage.objects).
+    pub register_uploads: Vec<String>,
     /// Seconds claiming pauses after storage rejected the worker's credentials.
     pub pause_secs: u64,
     /// S3 credentials; empty means the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ...).
@@ -274,6 +276,17 @@ impl Settings {
                     "storage bucket name {bucket:?} is not a bucket name (storage.bucket, storage.buckets)"
                 ));
             }
+        }
+        let allowed = self.storage.allowed_buckets();
+        if let Some(b) = self
+            .storage
+            .register_uploads
+            .iter()
+            .find(|b| !allowed.contains(&b.as_str()))
+        {
+            return fail(format!(
+                "storage.register_uploads names bucket {b:?}, which is not storage.bucket or in storage.buckets"
+            ));
         }
         if self.storage.pause_secs == 0 {
             return fail("storage.pause_secs must be at least 1".into());

@@ -68,13 +68,17 @@ pub async fn migrate(
         .bind(embedding.dimensions as i32)
         .execute(pool)
         .await
-        .map_err(|e| match e {
-            // The function's own message says what to do; sqlx would repeat it.
-            sqlx::Error::Database(db) => anyhow::anyhow!("{}", db.message()),
-            other => other.into(),
-        })?;
-    record_buckets(pool, storage).await?;
+        .map_err(own_message)?;
+    record_buckets(pool, storage).await.map_err(own_message)?;
     Ok(())
+}
+
+/// Our SQL functions raise messages that say what to do; sqlx would wrap them in its own.
+fn own_message(e: sqlx::Error) -> anyhow::Error {
+    match e {
+        sqlx::Error::Database(db) => anyhow::anyhow!("{}", db.message()),
+        other => other.into(),
+    }
 }
 
 /// Creates pgvector in the `extensions` schema where there is one on the search_path
@@ -97,8 +101,9 @@ async fn install_vector(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the configured buckets and ownership rule to `ragworker_buckets`, which the
-/// files trigger enforces: the configuration is the source, the table its copy.
+/// Writes the configured buckets, ownership rule and self-registering buckets to
+/// `ragworker_buckets`, which the triggers read (the configuration is the source, the table
+/// its copy), and installs or removes the trigger on `storage.objects`.
 async fn record_buckets(pool: &PgPool, storage: &StorageSettings) -> Result<(), sqlx::Error> {
     let buckets: Vec<String> = storage
         .allowed_buckets()
@@ -115,13 +120,20 @@ async fn record_buckets(pool: &PgPool, storage: &StorageSettings) -> Result<(), 
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "insert into ragworker_buckets (bucket, ownership) select unnest($1::text[]), $2
-         on conflict (bucket) do update set ownership = excluded.ownership",
+        "insert into ragworker_buckets (bucket, ownership, register_uploads)
+         select b, $2, b = any($3) from unnest($1::text[]) b
+         on conflict (bucket) do update
+         set ownership = excluded.ownership, register_uploads = excluded.register_uploads",
     )
     .bind(&buckets)
     .bind(storage.ownership.as_str())
+    .bind(&storage.register_uploads)
     .execute(&mut *tx)
     .await?;
+    sqlx::query("select ragworker_set_upload_trigger($1)")
+        .bind(!storage.register_uploads.is_empty())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await
 }
 

@@ -17,3 +17,4 @@ mod queue;
 mod rls;
 mod security;
 mod service;
+mod uploads;

@@ -252,31 +252,10 @@ async fn supabase_migrate_is_silent_and_grants_exactly_the_contract() {
 
     // Migrating again (a new worker version, a second replica) changes nothing and stays
     // silent, and the worker starts: its start-up checks pass as `postgres`.
-    let (code, log) = run(&env, &["migrate"]).await;
+    let (code, log) = env.run(&["migrate"]).await;
     assert!(code == Some(0) && !log.contains("WARN"), "{log}");
-    let (code, log) = run(&env, &["backfill"]).await;
+    let (code, log) = env.run(&["backfill"]).await;
     assert_eq!(code, Some(0), "{log}");
-}
-
-/// Runs `ragworker ARGS` on the env's config file; returns its exit code and stderr.
-async fn run(env: &TestEnv, args: &[&str]) -> (Option<i32>, String) {
-    // `output()` captures stderr itself (the log file stays empty).
-    let out = env.command(args, "unused.log").output().await.unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Rewrites the env's config file (what `ragworker` processes read) with these [storage]
-/// keys; the in-process settings stay as they were.
-fn set_storage_config<const N: usize>(env: &TestEnv, keys: [(&str, toml::Value); N]) {
-    let mut table: toml::Table = env.config_toml.parse().unwrap();
-    let storage = table["storage"].as_table_mut().unwrap();
-    for (key, value) in keys {
-        storage.insert(key.into(), value);
-    }
-    std::fs::write(&env.config_path, toml::to_string(&table).unwrap()).unwrap();
 }
 
 #[tokio::test]
@@ -736,18 +715,15 @@ async fn rejected_storage_credentials_pause_claiming_and_keep_the_file_pending()
     assert_eq!(env.file(id).await.attempts, 1);
 
     // The start-up check refuses to run with credentials storage rejects.
-    set_storage_config(
-        &env,
-        [
-            (
-                "access_key_id",
-                std::env::var("AWS_ACCESS_KEY_ID").unwrap().into(),
-            ),
-            ("secret_access_key", "not-the-secret".into()),
-        ],
-    );
+    env.set_storage_config([
+        (
+            "access_key_id",
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap().into(),
+        ),
+        ("secret_access_key", "not-the-secret".into()),
+    ]);
     env.enqueue(user, "guide.md").await;
-    let (code, log) = run(&env, &["backfill"]).await;
+    let (code, log) = env.run(&["backfill"]).await;
     assert_eq!(code, Some(1), "{log}");
     assert!(
         log.contains("storage rejected the worker's credentials: HTTP 403"),
@@ -764,14 +740,11 @@ async fn a_missing_bucket_says_so_and_the_default_bucket_is_not_required() {
     // The configuration lists a bucket that does not exist, and its default bucket (which
     // only `enqueue` uses) does not exist either.
     let absent = format!("absent-{}", Uuid::new_v4().simple());
-    set_storage_config(
-        &env,
-        [
-            ("bucket", absent.clone().into()),
-            ("buckets", vec![env.bucket.clone()].into()),
-        ],
-    );
-    let (code, log) = run(&env, &["migrate"]).await;
+    env.set_storage_config([
+        ("bucket", absent.clone().into()),
+        ("buckets", vec![env.bucket.clone()].into()),
+    ]);
+    let (code, log) = env.run(&["migrate"]).await;
     assert_eq!(code, Some(0), "{log}");
     let lost: Uuid = sqlx::query_scalar(
         "insert into files (user_id, original_name, storage_bucket, storage_path)
@@ -784,7 +757,7 @@ async fn a_missing_bucket_says_so_and_the_default_bucket_is_not_required() {
     .await
     .unwrap();
 
-    let (code, log) = run(&env, &["backfill"]).await;
+    let (code, log) = env.run(&["backfill"]).await;
     assert_eq!(code, Some(2), "one file failed: {log}");
     assert!(
         log.contains(&format!("bucket {absent:?} does not exist or these storage credentials cannot see it (1 queued files name it)")),

@@ -315,6 +315,27 @@ listen = ""
         cmd
     }
 
+    /// Runs `ragworker ARGS` on the env's config file; returns its exit code and stderr.
+    pub async fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        // `output()` captures stderr itself (the log file stays empty).
+        let out = self.command(args, "unused.log").output().await.unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Rewrites the env's config file (what `ragworker` processes read) with these [storage]
+    /// keys; the in-process settings stay as they were.
+    pub fn set_storage_config<const N: usize>(&self, keys: [(&str, toml::Value); N]) {
+        let mut table: toml::Table = self.config_toml.parse().unwrap();
+        let storage = table["storage"].as_table_mut().unwrap();
+        for (key, value) in keys {
+            storage.insert(key.into(), value);
+        }
+        std::fs::write(&self.config_path, toml::to_string(&table).unwrap()).unwrap();
+    }
+
     pub fn log(&self, log_name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(log_name)).unwrap_or_default()
     }
