@@ -64,9 +64,24 @@ begin
   trusted := coalesce(trusted, false);
 
   if not trusted then
-    if tg_op = 'INSERT' and new.processing_status <> 'pending' then
-      raise exception using errcode = '42501',
-        message = 'a new file must be pending; ragworker sets every other status';
+    if tg_op = 'INSERT' then
+      if new.processing_status <> 'pending' then
+        raise exception using errcode = '42501',
+          message = 'a new file must be pending; ragworker sets every other status';
+      end if;
+      -- The queue's and the worker's columns start as the defaults whatever the insert
+      -- says: ORMs such as Drizzle list every column (with DEFAULT) in an insert, so
+      -- column-level INSERT grants would refuse them; the trigger holds the line instead.
+      new.attempts := 0;
+      new.extracted_text := null;
+      new.chunk_count := 0;
+      new.last_error := null;
+      new.locked_by := null;
+      new.locked_until := null;
+      new.next_attempt_at := now();
+      new.processed_at := null;
+      new.created_at := now();
+      new.updated_at := now();
     end if;
     if tg_op = 'UPDATE' then
       if (new.user_id, new.storage_bucket, new.storage_path)
@@ -188,10 +203,9 @@ begin
 
   -- App users (PostgREST's authenticated role), under RLS: their own rows only.
   if 'authenticated' = any(app_roles) then
-    grant select, delete on public.files to authenticated;
-    grant insert (id, user_id, org_id, conversation_id, original_name, storage_bucket,
-                  storage_path, mime_type, file_size, processing_status)
-      on public.files to authenticated;
+    -- INSERT on the whole table (ORMs name every column); files_check_row resets the
+    -- columns that are ragworker's. UPDATE only of the columns users may change.
+    grant select, insert, delete on public.files to authenticated;
     grant update (original_name, conversation_id, mime_type, file_size, storage_bucket,
                   storage_path, processing_status)
       on public.files to authenticated;

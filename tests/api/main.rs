@@ -6,6 +6,7 @@ mod support;
 
 mod batching;
 mod demo;
+mod drizzle;
 mod embedding_faults;
 mod failures;
 mod formats;

@@ -91,6 +91,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 fn authenticated_contract() -> BTreeSet<String> {
     let mut expected = set(&[
         "files: SELECT",
+        "files: INSERT",
         "files: DELETE",
         "document_chunks: SELECT",
         "document_chunks: DELETE",
@@ -99,20 +100,6 @@ fn authenticated_contract() -> BTreeSet<String> {
         "execute search_similar_chunks",
         "execute ragworker_path_violation",
     ]);
-    for col in [
-        "id",
-        "user_id",
-        "org_id",
-        "conversation_id",
-        "original_name",
-        "storage_bucket",
-        "storage_path",
-        "mime_type",
-        "file_size",
-        "processing_status",
-    ] {
-        expected.insert(format!("files.{col}: INSERT"));
-    }
     for col in [
         "original_name",
         "conversation_id",
@@ -504,6 +491,27 @@ async fn a_user_cannot_register_or_move_a_row_onto_another_users_object() {
     // claim.
     let (own, bobs) = upload(&env, bob, "guide.md").await;
     assert_eq!(register(&env, bob, own, &bucket, &bobs).await, None);
+    // An insert that names the worker's columns (as ORMs do) gets their defaults.
+    let (forged, forged_path) = upload(&env, bob, "notes.txt").await;
+    let insert = format!(
+        "insert into files (id, user_id, original_name, storage_bucket, storage_path,
+                            attempts, extracted_text, chunk_count, locked_by, last_error)
+         values ('{forged}', '{bob}', 'n.txt', '{bucket}', '{forged_path}',
+                 99, 'forged text', 7, 'someone', 'x')"
+    );
+    let mut tx = session(&env, "authenticated", Some(bob)).await;
+    sqlx::query(&insert).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let row = env.file(forged).await;
+    assert_eq!(
+        (
+            row.attempts,
+            row.extracted_text,
+            row.chunk_count,
+            row.last_error
+        ),
+        (0, None, 0, None)
+    );
     let mv = format!("update files set storage_path = '{alices}' where id = '{own}'");
     denied(
         attempt(&env, "authenticated", Some(bob), &mv).await,

@@ -1,0 +1,198 @@
+// ragworker's tables as a Drizzle ORM schema, for TypeScript apps that read them (and insert
+// `files` rows): it matches what `ragworker migrate` creates, column for column, index for
+// index and policy for policy; `tests/api/drizzle.rs` checks it against a migrated database.
+//
+// ragworker owns these tables: keep this file out of your drizzle-kit `schema` paths (or
+// list only your own tables in `tablesFilter`), so `drizzle-kit push`/`generate` never tries
+// to create, alter or drop them. Import it in your code like any schema module.
+//
+// What Drizzle cannot express stays with the migrations: the triggers (the ownership rule,
+// NOTIFY, uploads that register themselves), the grants, ragworker's SQL functions.
+
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  foreignKey,
+  halfvec,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgEnum,
+  pgPolicy,
+  pgTable,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import { authenticatedRole, authUid } from 'drizzle-orm/supabase';
+
+/** The embedding column's dimension: ragworker's `embedding.dimensions` (1536 for
+ * text-embedding-3-small, 384 for the local model). Set it to yours. */
+export const EMBEDDING_DIMENSIONS = Number(process.env.RAGWORKER_EMBEDDING_DIMENSIONS ?? 1536);
+
+export const processingStatus = pgEnum('processing_status', [
+  'pending',
+  'processing',
+  'completed',
+  'failed',
+]);
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+/** One uploaded document and its place in ragworker's queue. Apps insert rows with
+ * `processingStatus` 'pending' (the default); ragworker sets every other status. */
+export const files = pgTable(
+  'files',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id').notNull(),
+    orgId: uuid('org_id'),
+    conversationId: uuid('conversation_id'),
+    originalName: text('original_name').notNull(),
+    storageBucket: text('storage_bucket').notNull(),
+    /** `<user_id>/...` under the default ownership rule. */
+    storagePath: text('storage_path').notNull(),
+    mimeType: text('mime_type'),
+    fileSize: bigint('file_size', { mode: 'number' }),
+    processingStatus: processingStatus('processing_status').notNull().default('pending'),
+    extractedText: text('extracted_text'),
+    chunkCount: integer('chunk_count').notNull().default(0),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    // The queue's lease; written by ragworker only.
+    lockedBy: text('locked_by'),
+    lockedUntil: timestamp('locked_until', { withTimezone: true }),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    processedAt: timestamp('processed_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('files_claimable_pending_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`processing_status = 'pending'`),
+    index('files_lease_expiry_idx')
+      .on(t.lockedUntil)
+      .where(sql`processing_status = 'processing'`),
+    index('files_user_idx').on(t.userId),
+    index('files_object_idx').on(t.storageBucket, t.storagePath),
+    pgPolicy('files_owner', {
+      for: 'all',
+      to: authenticatedRole,
+      using: sql`${authUid} = user_id`,
+      withCheck: sql`${authUid} = user_id`,
+    }),
+  ],
+);
+
+/** A chunk of a file's text with its embedding. */
+export const documentChunks = pgTable(
+  'document_chunks',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    fileId: uuid('file_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    orgId: uuid('org_id'),
+    content: text('content').notNull(),
+    chunkIndex: integer('chunk_index').notNull(),
+    pageNumber: integer('page_number'),
+    /** Heading path such as `Guide > Install > Linux`. */
+    heading: text('heading'),
+    tokenCount: integer('token_count').notNull(),
+    embedding: halfvec('embedding', { dimensions: EMBEDDING_DIMENSIONS }).notNull(),
+    embeddingModel: text('embedding_model').notNull(),
+    /** `start_char` / `end_char`: offsets into `files.extracted_text`. */
+    metadata: jsonb('metadata')
+      .$type<{ start_char?: number; end_char?: number } & Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    foreignKey({
+      name: 'document_chunks_file_id_fkey',
+      columns: [t.fileId],
+      foreignColumns: [files.id],
+    }).onDelete('cascade'),
+    unique('document_chunks_file_id_chunk_index_key').on(t.fileId, t.chunkIndex),
+    index('document_chunks_user_idx').on(t.userId),
+    index('document_chunks_embedding_idx').using('hnsw', t.embedding.op('halfvec_cosine_ops')),
+    pgPolicy('document_chunks_owner', {
+      for: 'all',
+      to: authenticatedRole,
+      using: sql`${authUid} = user_id`,
+      withCheck: sql`${authUid} = user_id`,
+    }),
+  ],
+);
+
+/** What embeddings cost, one row per processing of a file. */
+export const usageLogs = pgTable(
+  'usage_logs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id').notNull(),
+    orgId: uuid('org_id'),
+    conversationId: uuid('conversation_id'),
+    messageId: uuid('message_id'),
+    action: text('action').notNull().default('embedding'),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    tokensUsed: bigint('tokens_used', { mode: 'number' }).notNull(),
+    /** USD, as a decimal string (numeric(20, 10)). */
+    costUsd: numeric('cost_usd', { precision: 20, scale: 10 }).notNull(),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('usage_logs_user_idx').on(t.userId, t.createdAt),
+    index('usage_logs_file_idx').on(sql`(metadata ->> 'file_id')`),
+    pgPolicy('usage_logs_owner', {
+      for: 'select',
+      to: authenticatedRole,
+      using: sql`${authUid} = user_id`,
+    }),
+  ],
+);
+
+/** The buckets files rows may name, and the rule their paths follow (`ragworker migrate`
+ * writes it from the configuration). */
+export const ragworkerBuckets = pgTable(
+  'ragworker_buckets',
+  {
+    bucket: text('bucket').primaryKey(),
+    ownership: text('ownership', { enum: ['user_folder', 'server_only'] })
+      .notNull()
+      .default('user_folder'),
+    registerUploads: boolean('register_uploads').notNull().default(false),
+  },
+  (t) => [
+    check('ragworker_buckets_ownership_check', sql`${t.ownership} in ('user_folder', 'server_only')`),
+    pgPolicy('ragworker_buckets_read', {
+      for: 'select',
+      to: authenticatedRole,
+      using: sql`true`,
+    }),
+  ],
+);
+
+export type File = typeof files.$inferSelect;
+export type NewFile = typeof files.$inferInsert;
+export type DocumentChunk = typeof documentChunks.$inferSelect;
+export type UsageLog = typeof usageLogs.$inferSelect;
+
+/** A row of `search_similar_chunks(query_embedding, user_id, match_threshold, match_count)`. */
+export interface SimilarChunk {
+  id: string;
+  file_id: string;
+  file_name: string;
+  content: string;
+  chunk_index: number;
+  page_number: number | null;
+  heading: string | null;
+  similarity: number;
+}
