@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The defaults, written once, in the file users read.
@@ -16,6 +16,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Standard variable names other tools already use, and the key each one sets.
 const STANDARD_ENV: &[(&str, &str)] = &[
     ("DATABASE_URL", "database.url"),
+    ("DATABASE_DIRECT_URL", "database.direct_url"),
     ("OPENAI_API_KEY", "embedding.api_key"),
     ("OPENAI_BASE_URL", "embedding.base_url"),
     ("AWS_ENDPOINT_URL", "storage.endpoint"),
@@ -41,7 +42,20 @@ pub struct Settings {
 pub struct DatabaseSettings {
     /// Secret: a connection string usually carries a password.
     pub url: SecretString,
+    /// For `migrate` and LISTEN, which a transaction pooler cannot carry; empty: `url`.
+    pub direct_url: SecretString,
     pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// The connection string for `migrate` and LISTEN.
+    pub fn direct_url(&self) -> &SecretString {
+        if self.direct_url.expose_secret().is_empty() {
+            &self.url
+        } else {
+            &self.direct_url
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -364,7 +378,6 @@ fn expand_home(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     #[test]
     fn defaults_parse_and_match_openai_limits() {

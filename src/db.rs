@@ -6,17 +6,28 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::config::{DatabaseSettings, EmbeddingSettings, StorageSettings};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// The worker's pool, on `database.url` (a transaction pooler may be in between).
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect(settings.url.expose_secret())
+        .await
+}
+
+/// A small pool on `database.direct_url` for what needs a session of its own: `migrate`
+/// (sqlx's migrator takes a session advisory lock and prepares named statements).
+pub async fn connect_direct(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(settings.direct_url().expose_secret())
         .await
 }
 
@@ -155,9 +166,21 @@ pub enum PreflightError {
 
 /// Checks extension, schema and embedding dimension before any file is claimed.
 pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(), PreflightError> {
+    // Unnamed statements in one transaction: see `queue`.
+    let mut tx = pool.begin().await?;
+    preflight_checks(&mut tx, embedding).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn preflight_checks(
+    conn: &mut PgConnection,
+    embedding: &EmbeddingSettings,
+) -> Result<(), PreflightError> {
     let version: Option<String> =
         sqlx::query_scalar("select extversion from pg_extension where extname = 'vector'")
-            .fetch_optional(pool)
+            .persistent(false)
+            .fetch_optional(&mut *conn)
             .await?;
     let version = version.ok_or(PreflightError::NoVector)?;
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -169,7 +192,8 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
         "select t from unnest(array['files', 'document_chunks', 'usage_logs']) t
          where to_regclass('public.' || t) is null",
     )
-    .fetch_all(pool)
+    .persistent(false)
+    .fetch_all(&mut *conn)
     .await?;
     if !missing.is_empty() {
         return Err(PreflightError::NotMigrated(missing.join(", ")));
@@ -178,7 +202,8 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
     // connecting as service_role before it was granted) must not look like an old schema.
     let applied: Vec<i64> =
         match sqlx::query_scalar("select version from _sqlx_migrations where success")
-            .fetch_all(pool)
+            .persistent(false)
+            .fetch_all(&mut *conn)
             .await
         {
             Ok(applied) => applied,
@@ -194,7 +219,8 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
         "select atttypmod from pg_attribute
          where attrelid = 'public.document_chunks'::regclass and attname = 'embedding'",
     )
-    .fetch_one(pool)
+    .persistent(false)
+    .fetch_one(&mut *conn)
     .await?;
     if column != embedding.dimensions as i32 {
         return Err(PreflightError::DimensionMismatch {
@@ -207,13 +233,17 @@ pub async fn preflight(pool: &PgPool, embedding: &EmbeddingSettings) -> Result<(
 
 /// Files waiting (pending or processing) per bucket, for the start-up storage check.
 pub async fn queued_buckets(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
+    let mut tx = pool.begin().await?;
+    let buckets = sqlx::query_as(
         "select storage_bucket, count(*) from files
          where processing_status in ('pending', 'processing')
          group by 1 order by 2 desc limit 100",
     )
-    .fetch_all(pool)
-    .await
+    .persistent(false)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(buckets)
 }
 
 /// What `backfill --reembed` re-embeds.
@@ -264,12 +294,14 @@ pub async fn reembed(
     let mut tx = pool.begin().await?;
     // Two operators running this at once would each rebuild the index.
     sqlx::query("select pg_advisory_xact_lock(hashtext('ragworker_reembed'))")
+        .persistent(false)
         .execute(&mut *tx)
         .await?;
     let column: i32 = sqlx::query_scalar(
         "select atttypmod from pg_attribute
          where attrelid = 'public.document_chunks'::regclass and attname = 'embedding'",
     )
+    .persistent(false)
     .fetch_one(&mut *tx)
     .await?;
     let dim = embedding.dimensions as i32;
@@ -281,11 +313,13 @@ pub async fn reembed(
     if column != dim {
         plan.dimension_change = Some((column, dim));
         plan.chunks_dropped = sqlx::query("delete from document_chunks")
+            .persistent(false)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         sqlx::query("select ragworker_set_embedding_dimension($1)")
             .bind(dim)
+            .persistent(false)
             .execute(&mut *tx)
             .await?;
     }
@@ -301,6 +335,7 @@ pub async fn reembed(
     )
     .bind(scope == Reembed::All)
     .bind(&embedding.model)
+    .persistent(false)
     .execute(&mut *tx)
     .await?
     .rows_affected();

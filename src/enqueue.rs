@@ -64,6 +64,8 @@ pub async fn enqueue_file(
     let mime = mime_for(&name);
     let size = bytes.len() as i64;
     storage.put(bucket, &key, bytes, mime).await?;
+    // Unnamed, in a transaction: see `queue`.
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "insert into files (id, user_id, org_id, conversation_id, original_name, storage_bucket,
                             storage_path, mime_type, file_size)
@@ -78,7 +80,9 @@ pub async fn enqueue_file(
     .bind(&key)
     .bind(mime)
     .bind(size)
-    .execute(pool)
+    .persistent(false)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(id)
 }

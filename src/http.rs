@@ -54,7 +54,8 @@ pub async fn serve(listen: &str, pool: PgPool) -> std::io::Result<tokio::task::J
 }
 
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    match sqlx::query("select 1").execute(&s.pool).await {
+    // The simple protocol: no prepared statement, which a transaction pooler could not keep.
+    match sqlx::raw_sql("select 1").execute(&s.pool).await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
     }

@@ -92,17 +92,18 @@ async fn main() -> ExitCode {
 }
 
 async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
-    let pool = db::connect(&settings.database)
-        .await
-        .context("cannot connect to the database (database.url / DATABASE_URL)")?;
-    match command {
+    // Every command but `migrate` works on the worker's pool (a transaction pooler is fine).
+    let pool = match command {
         Command::Migrate => {
-            db::migrate(&pool, &settings.embedding, &settings.storage).await?;
-            println!(
-                "schema up to date; embedding dimension {}",
-                settings.embedding.dimensions
-            );
+            migrate(&settings).await?;
+            return Ok(ExitCode::SUCCESS);
         }
+        _ => db::connect(&settings.database)
+            .await
+            .context("cannot connect to the database (database.url / DATABASE_URL)")?,
+    };
+    match command {
+        Command::Migrate => {}
         Command::Run => {
             let worker = start_worker(&settings, pool.clone()).await?;
             http::metrics_handle();
@@ -135,11 +136,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 service::backfill(worker.clone(), shutdown_signal(), |s| progress.update(s)).await;
             progress.finish();
             let summary = summary?;
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from files where processing_status = 'pending'",
-            )
-            .fetch_one(&pool)
-            .await?;
+            let waiting = worker.queue.count_pending().await?;
             println!(
                 "backfill done: {} completed, {} failed, {} to retry later, {} released; {} chunks, {} tokens; {} files still pending",
                 summary.completed,
@@ -227,6 +224,28 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `migrate` on the direct (or session) connection: DDL under sqlx's session advisory lock
+/// and its named statements, which a transaction pooler cannot carry.
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let direct = db::connect_direct(&settings.database).await.context(
+        "cannot connect to the database (database.direct_url / DATABASE_DIRECT_URL, else database.url)",
+    )?;
+    db::migrate(&direct, &settings.embedding, &settings.storage)
+        .await
+        .map_err(|e| {
+            if format!("{e:#}").contains("prepared statement") {
+                e.context("the connection looks like a transaction pooler (Supabase's port 6543, PgBouncer in transaction mode), which cannot run migrations: set database.direct_url (DATABASE_DIRECT_URL) to the direct or session-pooler connection string")
+            } else {
+                e
+            }
+        })?;
+    println!(
+        "schema up to date; embedding dimension {}",
+        settings.embedding.dimensions
+    );
+    Ok(())
 }
 
 /// Builds the worker after the checks that would otherwise make every file fail late.

@@ -78,6 +78,7 @@ impl Rules {
             .collect();
         // Supabase Storage writes owner_id (text, the JWT's sub); older versions only the
         // owner uuid column.
+        let mut tx = pool.begin().await?;
         let column: Option<String> = sqlx::query_scalar(
             "select a.attname::text from pg_attribute a
              where a.attrelid = to_regclass('storage.objects')
@@ -86,8 +87,10 @@ impl Rules {
              order by a.attname = 'owner_id' desc
              limit 1",
         )
-        .fetch_optional(pool)
+        .persistent(false)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         let uploader_query = match column.as_deref() {
             Some("owner_id") => {
                 Some("select owner_id from storage.objects where bucket_id = $1 and name = $2")
@@ -128,11 +131,15 @@ impl Rules {
         let Some(query) = self.uploader_query else {
             return Ok(());
         };
+        // Unnamed, in a transaction: see `queue`.
+        let mut tx = pool.begin().await?;
         let uploader: Option<Option<String>> = sqlx::query_scalar(query)
+            .persistent(false)
             .bind(&file.storage_bucket)
             .bind(&file.storage_path)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         match uploader.flatten() {
             Some(owner) if !owner.eq_ignore_ascii_case(&file.user_id.to_string()) => {
                 Err(OwnershipError::UploadedByAnother.into())

@@ -1,5 +1,12 @@
 //! The `files` table as a queue: claim, heartbeat and the fenced transitions out of
 //! `processing`. Every statement lives in its own file under `src/queue/`.
+//!
+//! Every statement on the worker's pool is unnamed (`persistent(false)`) and runs inside
+//! an explicit transaction, which is what a transaction-mode pooler (Supabase's port 6543,
+//! PgBouncer) can carry: it hands each transaction to any server connection, so a named
+//! prepared statement would be missing on the next one or collide with another client's,
+//! and sqlx's unnamed statement is parsed and executed in two round trips that only a
+//! transaction keeps on one server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,16 +93,20 @@ impl Queue {
     /// Claims up to `limit` files. Files whose worker vanished after their last attempt are
     /// failed first, so they are never claimed again.
     pub async fn claim(&self, limit: usize) -> Result<Vec<(ClaimedFile, Lease)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(include_str!("queue/give_up_expired.sql"))
+            .persistent(false)
             .bind(self.settings.max_attempts)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         let files: Vec<ClaimedFile> = sqlx::query_as(include_str!("queue/claim.sql"))
+            .persistent(false)
             .bind(&*self.worker_id)
             .bind(limit as i64)
             .bind(self.settings.lease_secs as f64)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(files
             .into_iter()
             .map(|f| {
@@ -109,24 +120,40 @@ impl Queue {
             .collect())
     }
 
-    /// Extends the lease by another `lease_secs`.
     /// Files a claim could take right now (the claim's own predicate), for progress totals.
     pub async fn count_claimable(&self) -> Result<u64, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar(
+        self.count(
             "select count(*) from files
              where (processing_status = 'pending' and next_attempt_at <= now())
                 or (processing_status = 'processing' and locked_until < now())",
         )
-        .fetch_one(&self.pool)
-        .await?;
+        .await
+    }
+
+    /// Files pending, due or not (what a backfill leaves for later).
+    pub async fn count_pending(&self) -> Result<u64, sqlx::Error> {
+        self.count("select count(*) from files where processing_status = 'pending'")
+            .await
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let n: i64 = sqlx::query_scalar(sql)
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(n as u64)
     }
 
+    /// Extends the lease by another `lease_secs`.
     pub async fn heartbeat(&self, lease: &Lease) -> Result<(), QueueError> {
+        let mut tx = self.pool.begin().await?;
         let done = transition(include_str!("queue/heartbeat.sql"), lease)
             .bind(self.settings.lease_secs as f64)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         fenced(done.rows_affected())
     }
 
@@ -204,9 +231,11 @@ impl Queue {
 
     /// Hands the file back without spending an attempt (shutdown).
     pub async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        let mut tx = self.pool.begin().await?;
         let done = transition(include_str!("queue/release.sql"), lease)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         fenced(done.rows_affected())
     }
 
@@ -240,9 +269,11 @@ pub fn retry_delay(settings: &QueueSettings, attempt: i32, jitter: bool) -> Dura
 }
 
 /// A transition out of (or within) `processing`: `sql` is fenced on `$1` file id, `$2`
-/// worker id and `$3` attempt, which are bound here; further parameters follow.
+/// worker id and `$3` attempt, which are bound here; further parameters follow. Unnamed
+/// (see the module comment), so it must run inside a transaction.
 fn transition<'q>(sql: &'q str, lease: &'q Lease) -> Query<'q, Postgres, PgArguments> {
     sqlx::query(sql)
+        .persistent(false)
         .bind(lease.file_id)
         .bind(&*lease.worker_id)
         .bind(lease.attempt)

@@ -44,15 +44,19 @@ pub async fn search(
         .await?
         .pop()
         .expect("one vector per input, checked by the embedder");
+    // Unnamed, in a transaction, the vector as text: see `queue` and `store`.
+    let mut tx = pool.begin().await?;
     let hits = sqlx::query_as::<_, Hit>(
         "select id, file_id, file_name, content, chunk_index, page_number, heading, similarity
-         from search_similar_chunks($1, $2, $3, $4)",
+         from search_similar_chunks($1::text::halfvec, $2, $3, $4)",
     )
-    .bind(vector)
+    .persistent(false)
+    .bind(crate::store::vector_text(&vector))
     .bind(user_id)
     .bind(threshold)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok((hits, usage))
 }

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use sqlx::postgres::PgListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -121,9 +122,23 @@ impl InFlight {
 /// has come and expired leases do not notify), and survives database restarts.
 pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Summary {
     let settings = worker.settings.clone();
-    let poll = Duration::from_secs(settings.worker.poll_interval_secs);
+    let mut poll = Duration::from_secs(settings.worker.poll_interval_secs);
     let mut in_flight = InFlight::new();
     let mut listener = connect_listener(&worker).await;
+    let mut listening = true;
+    if let Some(l) = listener.as_mut() {
+        if !notifications_arrive(&worker, l).await {
+            listening = false;
+            // LISTEN through a transaction pooler succeeds, then hears nothing: its server
+            // connection goes back to the pool. Polling often keeps pick-up quick.
+            poll = poll.min(NO_NOTIFY_POLL);
+            tracing::warn!(
+                poll_s = poll.as_secs(),
+                "notifications do not arrive (is database.url a transaction pooler? set database.direct_url / DATABASE_DIRECT_URL to a direct or session connection); polling instead"
+            );
+            listener = None;
+        }
+    }
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -133,10 +148,16 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
         "ragworker running"
     );
 
-    loop {
-        // Claim until the queue is empty or every slot is busy.
+    'service: loop {
+        // Claim until the queue is empty or every slot is busy. A claim waiting for a pooled
+        // connection (a saturated pooler) must not hold up shutdown.
         loop {
-            match in_flight.fill(&worker).await {
+            let filled = tokio::select! {
+                biased;
+                _ = &mut shutdown => break 'service,
+                filled = in_flight.fill(&worker) => filled,
+            };
+            match filled {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => break,
                 Err(e) => {
@@ -160,7 +181,7 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
                 }
             }
             _ = ticker.tick() => {
-                if listener.is_none() {
+                if listener.is_none() && listening {
                     listener = connect_listener(&worker).await;
                 }
                 update_queue_gauges(&worker).await;
@@ -183,10 +204,12 @@ pub async fn backfill(
     let mut in_flight = InFlight::new();
     tokio::pin!(shutdown);
     loop {
-        in_flight.fill(&worker).await?;
-        if in_flight.jobs.is_empty() {
-            break;
-        }
+        // One step: claim into the free slots, then wait for a file to finish. Shutdown
+        // interrupts either half, a claim waiting for a pooled connection included.
+        let step = async {
+            in_flight.fill(&worker).await?;
+            Ok::<_, sqlx::Error>(in_flight.jobs.join_next().await)
+        };
         tokio::select! {
             biased;
             _ = &mut shutdown => {
@@ -194,18 +217,33 @@ pub async fn backfill(
                 in_flight.drain(Duration::from_secs(worker.settings.worker.shutdown_grace_secs)).await;
                 break;
             }
-            Some(joined) = in_flight.jobs.join_next() => {
-                in_flight.reap(joined);
-                on_outcome(&in_flight.summary);
-            }
+            step = step => match step? {
+                // Nothing in flight after a claim: nothing is eligible.
+                None => break,
+                Some(joined) => {
+                    in_flight.reap(joined);
+                    on_outcome(&in_flight.summary);
+                }
+            },
         }
     }
     Ok(in_flight.summary)
 }
 
+/// The poll period when notifications cannot be heard.
+const NO_NOTIFY_POLL: Duration = Duration::from_secs(1);
+
+/// LISTEN on its own connection to `database.direct_url` (or `url`): a transaction pooler
+/// cannot keep a listening session.
 async fn connect_listener(worker: &Worker) -> Option<PgListener> {
+    let url = worker
+        .settings
+        .database
+        .direct_url()
+        .expose_secret()
+        .to_string();
     let result = async {
-        let mut listener = PgListener::connect_with(worker.queue.pool()).await?;
+        let mut listener = PgListener::connect(&url).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         Ok::<_, sqlx::Error>(listener)
     }
@@ -217,6 +255,38 @@ async fn connect_listener(worker: &Worker) -> Option<PgListener> {
             None
         }
     }
+}
+
+/// Sends a notification through the worker's pool, as the trigger would, and waits a few
+/// seconds for it on `listener`.
+async fn notifications_arrive(worker: &Worker, listener: &mut PgListener) -> bool {
+    let probe = format!("probe-{}", uuid::Uuid::new_v4().simple());
+    let sent = async {
+        let mut tx = worker.queue.pool().begin().await?;
+        sqlx::query("select pg_notify($1, $2)")
+            .persistent(false)
+            .bind(NOTIFY_CHANNEL)
+            .bind(&probe)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    };
+    if let Err(e) = sent.await {
+        tracing::warn!(error = %e, "could not send a test notification");
+        return false;
+    }
+    let heard = async {
+        loop {
+            match listener.recv().await {
+                Ok(n) if n.payload() == probe => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), heard)
+        .await
+        .unwrap_or(false)
 }
 
 /// Waits for a notification; `false` when the listener is unusable. Never resolves while
@@ -235,10 +305,17 @@ async fn recv(listener: &mut Option<PgListener>) -> bool {
 
 /// Queue depth by status, for /metrics.
 pub async fn update_queue_gauges(worker: &Worker) {
-    let rows: Result<Vec<(String, i64)>, _> =
-        sqlx::query_as("select processing_status::text, count(*) from files group by 1")
-            .fetch_all(worker.queue.pool())
-            .await;
+    let rows: Result<Vec<(String, i64)>, sqlx::Error> = async {
+        // Unnamed, in a transaction: see `queue`.
+        let mut tx = worker.queue.pool().begin().await?;
+        let rows = sqlx::query_as("select processing_status::text, count(*) from files group by 1")
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+    .await;
     if let Ok(rows) = rows {
         let mut counts: BTreeMap<&str, i64> = ["pending", "processing", "completed", "failed"]
             .into_iter()

@@ -1,5 +1,7 @@
 //! Writing results: a file's chunks, its usage row and its `completed` status commit in one
 //! transaction, so a retry or a second worker never leaves duplicates or half a file.
+//! Statements are unnamed, inside transactions (see `queue`), and vectors travel as text:
+//! binding pgvector's own type would make sqlx look its type up with a named statement.
 
 use pgvector::HalfVector;
 use sqlx::{PgExecutor, PgPool};
@@ -23,8 +25,8 @@ pub struct UsageRecord<'a> {
     pub metadata: serde_json::Value,
 }
 
-/// Inserts one usage_logs row; `cost_usd` = tokens × price / 1e6, computed in numeric so it
-/// is exact to the tenth decimal.
+/// Inserts one usage_logs row inside the caller's transaction; `cost_usd` = tokens × price
+/// / 1e6, computed in numeric so it is exact to the tenth decimal.
 pub async fn record_usage<'e>(
     executor: impl PgExecutor<'e>,
     record: &UsageRecord<'_>,
@@ -44,6 +46,7 @@ pub async fn record_usage<'e>(
                                  tokens_used, cost_usd, metadata)
          values ($1, $2, $3, 'embedding', $4, $5, $6, $6::numeric * $7::text::numeric / 1000000, $8)",
     )
+    .persistent(false)
     .bind(record.user_id)
     .bind(record.org_id)
     .bind(record.conversation_id)
@@ -81,6 +84,7 @@ pub async fn complete_file(
     )
     .await?;
     sqlx::query("delete from document_chunks where file_id = $1")
+        .persistent(false)
         .bind(file.id)
         .execute(&mut *tx)
         .await?;
@@ -89,7 +93,11 @@ pub async fn complete_file(
     const ROWS_PER_STATEMENT: usize = 1000;
     let mut vectors = vectors.into_iter();
     for slice in chunks.chunks(ROWS_PER_STATEMENT) {
-        let embeddings: Vec<HalfVector> = vectors.by_ref().take(slice.len()).collect();
+        let embeddings: Vec<String> = vectors
+            .by_ref()
+            .take(slice.len())
+            .map(|v| vector_text(&v))
+            .collect();
         let contents: Vec<&str> = slice.iter().map(|c| c.content.as_str()).collect();
         let indexes: Vec<i32> = slice.iter().map(|c| c.index).collect();
         let pages: Vec<Option<i32>> = slice.iter().map(|c| c.page_number).collect();
@@ -104,11 +112,12 @@ pub async fn complete_file(
                                           chunk_index, page_number, heading, token_count,
                                           embedding, metadata)
              select $1, $2, $3, $4, c.content, c.chunk_index, c.page_number, c.heading,
-                    c.token_count, c.embedding, c.metadata
+                    c.token_count, c.embedding::halfvec, c.metadata
              from unnest($5::text[], $6::int[], $7::int[], $8::text[], $9::int[],
-                         $10::halfvec[], $11::jsonb[])
+                         $10::text[], $11::jsonb[])
                   as c(content, chunk_index, page_number, heading, token_count, embedding, metadata)",
         )
+        .persistent(false)
         .bind(file.id)
         .bind(file.user_id)
         .bind(file.org_id)
@@ -126,4 +135,50 @@ pub async fn complete_file(
     record_usage(&mut *tx, usage).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A vector in pgvector's text form, `[0.5,-1,...]`. Each f16 is printed as the shortest f32
+/// text that reads back as the same value, so the stored halfvec is bit for bit the same as
+/// a binary one.
+pub fn vector_text(vector: &HalfVector) -> String {
+    use std::fmt::Write;
+    let values = vector.as_slice();
+    let mut text = String::with_capacity(values.len() * 10 + 2);
+    text.push('[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{}", f32::from(*v));
+    }
+    text.push(']');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::f16;
+
+    #[test]
+    fn vector_text_reads_back_exactly() {
+        let values: Vec<f16> = [0.0, -0.0, 1.0, -2.5, 0.1, 65504.0, 6.1e-5, 1e-7]
+            .into_iter()
+            .map(f16::from_f32)
+            .collect();
+        let text = vector_text(&HalfVector::from(values.clone()));
+        assert!(
+            text.starts_with("[0,-0,1,-2.5,0.099975586,65504,"),
+            "{text}"
+        );
+        let parsed: Vec<f16> = text[1..text.len() - 1]
+            .split(',')
+            .map(|t| f16::from_f32(t.parse::<f32>().unwrap()))
+            .collect();
+        assert_eq!(
+            parsed.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
 }

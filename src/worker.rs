@@ -328,7 +328,12 @@ impl Worker {
             return;
         }
         let record = self.usage_record(file, lease, usage, outcome);
-        if let Err(e) = store::record_usage(self.queue.pool(), &record).await {
+        let recorded = async {
+            let mut tx = self.queue.pool().begin().await?;
+            store::record_usage(&mut *tx, &record).await?;
+            tx.commit().await
+        };
+        if let Err(e) = recorded.await {
             tracing::error!(error = %e, tokens = usage.tokens, "could not record embedding usage");
         }
     }
