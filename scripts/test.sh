@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing (PostgreSQL+pgvector, s3s-fs, the
-# local embedding model, the Drizzle client's npm packages), starts PostgreSQL and an S3
-# server on loopback, checks formatting and lints, then runs every test with cargo-nextest
-# (including one that runs the demo and the Node tests of the Drizzle schema).
+# local embedding model, PgBouncer, the Drizzle client's npm packages), starts PostgreSQL
+# and an S3 server on loopback, checks formatting and lints, then runs every test with
+# cargo-nextest (including one that runs the demo and the Node tests of the Drizzle schema).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,10 @@ bash scripts/fetch_model.sh >/dev/null
 if ! command -v npm >/dev/null; then
   # The image has Node 20; Debian's Node 18 is only a fallback (not tried here).
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+# PgBouncer (Debian's 1.18) for the pooler tests (tests/api/pooler.rs).
+if [ ! -x /usr/sbin/pgbouncer ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
 fi
 echo "[test] npm ci (clients/drizzle)" >&2
 (cd clients/drizzle && npm ci --no-audit --no-fund --loglevel=error)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 
 use crate::config::{DatabaseSettings, EmbeddingSettings, StorageSettings};
 
@@ -39,7 +39,29 @@ pub async fn migrate(
     storage: &StorageSettings,
 ) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
-    install_vector(&mut conn).await?;
+    // One `migrate` at a time per database (replicas often all migrate as they start): the
+    // steps around sqlx's own locked migrator would otherwise run side by side (two
+    // `create extension ... with schema extensions` can collide on a duplicate key; two
+    // dimension changes each rebuild the index). A session lock on this connection, which
+    // is a direct or session one; released on every way out.
+    sqlx::query("select pg_advisory_lock(hashtext('ragworker_migrate'))")
+        .execute(&mut *conn)
+        .await?;
+    let migrated = migrate_locked(&mut conn, embedding, storage).await;
+    let unlocked = sqlx::query("select pg_advisory_unlock(hashtext('ragworker_migrate'))")
+        .execute(&mut *conn)
+        .await;
+    migrated?;
+    unlocked?;
+    Ok(())
+}
+
+async fn migrate_locked(
+    conn: &mut PgConnection,
+    embedding: &EmbeddingSettings,
+    storage: &StorageSettings,
+) -> anyhow::Result<()> {
+    install_vector(&mut *conn).await?;
     // On Supabase the `auth` schema belongs to Supabase, which already lets `authenticated`
     // use it; the first migration's `grant usage on schema auth` (needed on plain Postgres)
     // is then a no-op that Postgres reports with a WARNING ("no privileges were granted for
@@ -74,13 +96,12 @@ pub async fn migrate(
             anyhow::bail!("role authenticated may not use schema auth, so Row Level Security policies (auth.uid()) fail for app users; grant it as the schema's owner: grant usage on schema auth to authenticated");
         }
     }
-    drop(conn);
     sqlx::query("select ragworker_set_embedding_dimension($1)")
         .bind(embedding.dimensions as i32)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(own_message)?;
-    record_buckets(pool, storage).await.map_err(own_message)?;
+    record_buckets(conn, storage).await.map_err(own_message)?;
     Ok(())
 }
 
@@ -115,17 +136,16 @@ async fn install_vector(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
 /// Writes the configured buckets, ownership rule and self-registering buckets to
 /// `ragworker_buckets`, which the triggers read (the configuration is the source, the table
 /// its copy), and installs or removes the trigger on `storage.objects`.
-async fn record_buckets(pool: &PgPool, storage: &StorageSettings) -> Result<(), sqlx::Error> {
+async fn record_buckets(
+    conn: &mut PgConnection,
+    storage: &StorageSettings,
+) -> Result<(), sqlx::Error> {
     let buckets: Vec<String> = storage
         .allowed_buckets()
         .into_iter()
         .map(String::from)
         .collect();
-    let mut tx = pool.begin().await?;
-    // Two `migrate` runs at once would otherwise interleave their deletes and inserts.
-    sqlx::query("lock table ragworker_buckets in share row exclusive mode")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = conn.begin().await?;
     sqlx::query("delete from ragworker_buckets where bucket <> all($1)")
         .bind(&buckets)
         .execute(&mut *tx)

@@ -14,6 +14,7 @@ mod ingest;
 mod local_model;
 mod local_search;
 mod models;
+mod pooler;
 mod queue;
 mod rls;
 mod security;

@@ -328,10 +328,17 @@ listen = ""
     /// Rewrites the env's config file (what `ragworker` processes read) with these [storage]
     /// keys; the in-process settings stay as they were.
     pub fn set_storage_config<const N: usize>(&self, keys: [(&str, toml::Value); N]) {
+        self.set_config(keys.map(|(k, v)| ("storage", k, v)));
+    }
+
+    /// Rewrites the env's config file with these (section, key, value) settings.
+    pub fn set_config<const N: usize>(&self, keys: [(&str, &str, toml::Value); N]) {
         let mut table: toml::Table = self.config_toml.parse().unwrap();
-        let storage = table["storage"].as_table_mut().unwrap();
-        for (key, value) in keys {
-            storage.insert(key.into(), value);
+        for (section, key, value) in keys {
+            let section = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            section.as_table_mut().unwrap().insert(key.into(), value);
         }
         std::fs::write(&self.config_path, toml::to_string(&table).unwrap()).unwrap();
     }
@@ -441,6 +448,85 @@ where
             "timed out waiting for {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// PgBouncer from Debian's packages in front of the test server, on loopback, as the
+/// pooler Supabase users are handed (`pool_mode` "transaction" or "session"). Stopped on drop.
+pub struct PgBouncer {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    pub fn start(pool_mode: &str, pool_size: u32) -> Self {
+        let server = required_env("RAGWORKER_TEST_DATABASE_URL");
+        let server_port = server
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split('/').next())
+            .unwrap()
+            .to_string();
+        let dir = tempfile::Builder::new()
+            .prefix("rw-bouncer-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let root = dir.path().display().to_string();
+        std::fs::write(dir.path().join("users.txt"), "\"postgres\" \"\"\n").unwrap();
+        // Stock settings but one: sqlx sends extra_float_digits at start-up, which PgBouncer
+        // refuses unless told to ignore it (as Supabase's Supavisor does).
+        std::fs::write(
+            dir.path().join("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={server_port}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {root}/users.txt\npool_mode = {pool_mode}\n\
+                 default_pool_size = {pool_size}\nmax_client_conn = 500\n\
+                 ignore_startup_parameters = extra_float_digits\n\
+                 logfile = {root}/pgbouncer.log\npidfile = {root}/pgbouncer.pid\n"
+            ),
+        )
+        .unwrap();
+        run_as_postgres(&format!("chown -R postgres {root}"), false);
+        // PgBouncer refuses to run as root: -u switches to postgres at start.
+        let child = std::process::Command::new("/usr/sbin/pgbouncer")
+            .args(["-u", "postgres"])
+            .arg(dir.path().join("pgbouncer.ini"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pgbouncer (scripts/test.sh installs Debian's package)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer did not start: {}",
+                std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The URL of `database_url`'s database through the pooler.
+    pub fn url(&self, database_url: &str) -> String {
+        let db = database_url.rsplit_once('/').unwrap().1;
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
