@@ -391,6 +391,16 @@ mod tests {
     }
 
     #[test]
+    fn the_direct_url_defaults_to_the_url() {
+        let s =
+            Settings::from_toml_layers(&["[database]\nurl = \"postgres://pooled/app\""]).unwrap();
+        assert_eq!(
+            s.database.direct_url().expose_secret(),
+            "postgres://pooled/app"
+        );
+    }
+
+    #[test]
     fn local_profile_is_consistent_and_free() {
         let s = Settings::from_toml_layers(&[include_str!("../config/local.toml")]).unwrap();
         assert_eq!(s.embedding.provider, "local");
@@ -431,6 +441,7 @@ mod tests {
     fn environment_layers_use_standard_names_and_prefix() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "postgres://u:secret@db/app");
+            jail.set_env("DATABASE_DIRECT_URL", "postgres://u:secret@direct/app");
             jail.set_env("OPENAI_API_KEY", "sk-test");
             jail.set_env("AWS_ENDPOINT_URL", "http://generic");
             jail.set_env("AWS_ENDPOINT_URL_S3", "http://s3-specific");
@@ -438,6 +449,10 @@ mod tests {
             jail.create_file("extra.toml", "[queue]\nmax_attempts = 2")?;
             let s = Settings::load(Some(Path::new("extra.toml"))).unwrap();
             assert_eq!(s.database.url.expose_secret(), "postgres://u:secret@db/app");
+            assert_eq!(
+                s.database.direct_url().expose_secret(),
+                "postgres://u:secret@direct/app"
+            );
             assert_eq!(s.embedding.api_key.expose_secret(), "sk-test");
             assert_eq!(s.storage.endpoint, "http://s3-specific");
             assert_eq!(s.worker.concurrency, 9);

@@ -100,6 +100,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
         }
         _ => db::connect(&settings.database)
             .await
+            .map_err(pooler_hint)
             .context("cannot connect to the database (database.url / DATABASE_URL)")?,
     };
     match command {
@@ -229,7 +230,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
 /// `migrate` on the direct (or session) connection: DDL under sqlx's session advisory lock
 /// and its named statements, which a transaction pooler cannot carry.
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let direct = db::connect_direct(&settings.database).await.context(
+    let direct = db::connect_direct(&settings.database).await.map_err(pooler_hint).context(
         "cannot connect to the database (database.direct_url / DATABASE_DIRECT_URL, else database.url)",
     )?;
     db::migrate(&direct, &settings.embedding, &settings.storage)
@@ -246,6 +247,18 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         settings.embedding.dimensions
     );
     Ok(())
+}
+
+/// Stock PgBouncer refuses the `extra_float_digits` start-up parameter sqlx sends; say how
+/// to fix it rather than only that the connection failed.
+fn pooler_hint(e: sqlx::Error) -> anyhow::Error {
+    let hint = e.to_string().contains("unsupported startup parameter").then_some(
+        "PgBouncer refuses a start-up parameter: add `ignore_startup_parameters = extra_float_digits` to its configuration (Supabase's poolers accept it)",
+    );
+    match hint {
+        Some(hint) => anyhow::Error::new(e).context(hint),
+        None => e.into(),
+    }
 }
 
 /// Builds the worker after the checks that would otherwise make every file fail late.

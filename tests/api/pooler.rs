@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::support::{fixture, wait_until, PgBouncer, TestEnv};
@@ -219,4 +220,58 @@ async fn eight_migrates_at_once_on_a_new_database_all_succeed() {
             .unwrap();
     assert_eq!(locks, 0, "no advisory lock is left behind");
     pool.close().await;
+}
+
+#[tokio::test]
+async fn sigterm_interrupts_a_claim_waiting_for_a_saturated_pooler() {
+    let env = TestEnv::start().await;
+    let bouncer = PgBouncer::start("transaction", 1);
+    let pooled = bouncer.url(&env.database_url);
+    migrate(&env, &pooled, &env.database_url).await;
+    env.set_config([
+        ("database", "url", pooled.clone().into()),
+        ("database", "direct_url", env.database_url.clone().into()),
+        ("worker", "poll_interval_secs", 30.into()),
+        ("worker", "shutdown_grace_secs", 30.into()),
+    ]);
+    let mut service = env.command(&["run"], "run.log").spawn().unwrap();
+    wait_until(Duration::from_secs(20), "the service to start", || async {
+        env.log("run.log").contains("ragworker running")
+    })
+    .await;
+    // Another client holds the pooler's only server connection in an open transaction; a
+    // new file wakes the service, whose claim then waits for PgBouncer to free a server.
+    let mut blocker = sqlx::PgConnection::connect(&pooled).await.unwrap();
+    sqlx::query("begin").execute(&mut blocker).await.unwrap();
+    sqlx::query("select 1").execute(&mut blocker).await.unwrap();
+    env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = service.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let stopped = tokio::time::Instant::now();
+    // Without the interruption the claim waits for PgBouncer (seen: ~9 s here, up to its
+    // query_wait_timeout of 120 s).
+    let status = tokio::time::timeout(Duration::from_secs(5), service.wait())
+        .await
+        .expect("SIGTERM did not interrupt the waiting claim within 5 s")
+        .unwrap();
+    assert!(status.success(), "{status:?}: {}", env.log("run.log"));
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    sqlx::query("rollback").execute(&mut blocker).await.unwrap();
+}
+
+#[tokio::test]
+async fn stock_pgbouncer_refusing_sqlx_is_explained() {
+    let env = TestEnv::start().await;
+    let bouncer = PgBouncer::start_with("transaction", 2, "");
+    env.set_config([("database", "url", bouncer.url(&env.database_url).into())]);
+    let (code, log) = env.run(&["backfill"]).await;
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("add `ignore_startup_parameters = extra_float_digits`"),
+        "{log}"
+    );
 }

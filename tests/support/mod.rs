@@ -461,6 +461,11 @@ pub struct PgBouncer {
 
 impl PgBouncer {
     pub fn start(pool_mode: &str, pool_size: u32) -> Self {
+        Self::start_with(pool_mode, pool_size, "extra_float_digits")
+    }
+
+    /// With `ignore_startup_parameters` as given ("" for PgBouncer's stock setting).
+    pub fn start_with(pool_mode: &str, pool_size: u32, ignore_startup_parameters: &str) -> Self {
         let server = required_env("RAGWORKER_TEST_DATABASE_URL");
         let server_port = server
             .rsplit_once(':')
@@ -478,7 +483,7 @@ impl PgBouncer {
         let root = dir.path().display().to_string();
         std::fs::write(dir.path().join("users.txt"), "\"postgres\" \"\"\n").unwrap();
         // Stock settings but one: sqlx sends extra_float_digits at start-up, which PgBouncer
-        // refuses unless told to ignore it (as Supabase's Supavisor does).
+        // refuses unless told to ignore it (Supabase's Supavisor accepts it).
         std::fs::write(
             dir.path().join("pgbouncer.ini"),
             format!(
@@ -486,7 +491,7 @@ impl PgBouncer {
                  [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {root}/users.txt\npool_mode = {pool_mode}\n\
                  default_pool_size = {pool_size}\nmax_client_conn = 500\n\
-                 ignore_startup_parameters = extra_float_digits\n\
+                 ignore_startup_parameters = {ignore_startup_parameters}\n\
                  logfile = {root}/pgbouncer.log\npidfile = {root}/pgbouncer.pid\n"
             ),
         )
