@@ -237,9 +237,14 @@ level = "warn"
     std::fs::write(&config_path, &config).unwrap();
     let settings = Arc::new(Settings::from_toml_layers(&[&config]).unwrap());
     let pool = ragworker::db::connect(&settings.database).await.unwrap();
-    ragworker::db::migrate(&pool, &settings.embedding, &settings.storage)
-        .await
-        .unwrap();
+    ragworker::db::migrate(
+        &pool,
+        &settings.embedding,
+        &settings.storage,
+        &settings.search,
+    )
+    .await
+    .unwrap();
     let s3 = S3Storage::from_settings(&settings.storage).await;
     s3.client()
         .create_bucket()
@@ -640,6 +645,7 @@ async fn run_db_only(
         let permit = sem.clone().acquire_owned().await.unwrap();
         tasks.spawn(async move {
             let usage = ragworker::store::UsageRecord {
+                action: "embedding",
                 user_id: file.user_id,
                 org_id: None,
                 conversation_id: None,

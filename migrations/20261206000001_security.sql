@@ -22,6 +22,30 @@ drop policy if exists ragworker_buckets_read on ragworker_buckets;
 create policy ragworker_buckets_read on ragworker_buckets for select to authenticated
   using (true);
 
+-- Organisations: who belongs to which. Members read and search the files and chunks whose
+-- org_id is their organisation (the policies below); the server (tables' owner or
+-- service_role) manages memberships. Apps with their own membership table can keep this one
+-- in step with it, or replace ragworker_user_orgs() to read theirs.
+create table if not exists org_members (
+  org_id     uuid not null,
+  user_id    uuid not null,
+  role       text not null default 'member' check (role in ('owner', 'admin', 'member')),
+  created_at timestamptz not null default now(),
+  primary key (org_id, user_id)
+);
+create index if not exists org_members_user_idx on org_members (user_id);
+alter table org_members enable row level security;
+drop policy if exists org_members_own on org_members;
+create policy org_members_own on org_members for select to authenticated
+  using ((select auth.uid()) = user_id);
+
+-- The signed-in user's organisations, for policies. SECURITY DEFINER so a policy on one
+-- table does not depend on the caller's rights (and RLS) on another.
+create or replace function ragworker_user_orgs() returns setof uuid
+language sql stable security definer as $$
+  select m.org_id from public.org_members m where m.user_id = auth.uid()
+$$;
+
 -- Why `path` may not be read for `user_id` under `ownership`, or null when it may. Kept in
 -- step with ownership::path_problem in the worker by a test that asks both the same cases.
 create or replace function ragworker_path_violation(path text, user_id uuid, ownership text)
@@ -65,6 +89,14 @@ begin
 
   if not trusted then
     if tg_op = 'INSERT' then
+      -- A file shared with an organisation becomes readable by its members: only a member
+      -- may share it there.
+      if new.org_id is not null and not exists (
+           select 1 from public.org_members m
+           where m.org_id = new.org_id and m.user_id = new.user_id) then
+        raise exception using errcode = '42501',
+          message = 'the user is not a member of this organisation';
+      end if;
       if new.processing_status <> 'pending' then
         raise exception using errcode = '42501',
           message = 'a new file must be pending; ragworker sets every other status';
@@ -144,6 +176,16 @@ create policy document_chunks_owner on document_chunks for all to authenticated
 drop policy if exists usage_logs_owner on usage_logs;
 create policy usage_logs_owner on usage_logs for select to authenticated
   using ((select auth.uid()) = user_id);
+-- Members of a file's organisation read it and its chunks (and so search them); only the
+-- owner changes them.
+drop policy if exists files_org_read on files;
+create policy files_org_read on files for select to authenticated
+  using (org_id in (select public.ragworker_user_orgs()));
+drop policy if exists document_chunks_org_read on document_chunks;
+create policy document_chunks_org_read on document_chunks for select to authenticated
+  using (org_id in (select public.ragworker_user_orgs()));
+create index if not exists document_chunks_org_idx on document_chunks (org_id)
+  where org_id is not null;
 
 -- sqlx's own bookkeeping: Supabase exposes public through PostgREST, and a deleted row here
 -- makes every later `migrate` and every worker refuse to run. RLS without a policy and no
@@ -172,7 +214,7 @@ declare
   path text;
 begin
   foreach t in array array['files', 'document_chunks', 'usage_logs', 'ragworker_buckets',
-                           '_sqlx_migrations'] loop
+                           'org_members', '_sqlx_migrations'] loop
     execute format('revoke all on table public.%I from public', t);
     foreach r in array app_roles loop
       execute format('revoke all on table public.%I from %I', t, r);
@@ -184,15 +226,19 @@ begin
                else format('pg_catalog, public, %I', vector_schema) end;
   for f in select p.oid::regprocedure from pg_proc p
            where p.pronamespace = 'public'::regnamespace
-             and (p.proname like 'ragworker\_%' or p.proname = 'search_similar_chunks') loop
+             and (p.proname like 'ragworker\_%' or p.proname like '%search\_%chunks') loop
     execute format('revoke all on function %s from public', f);
     foreach r in array app_roles loop
       execute format('revoke all on function %s from %I', f, r);
     end loop;
     execute format('alter function %s set search_path = %s', f, path);
-    -- The app's read side, and the rule the files trigger applies with the writer's rights.
-    if f::oid in (select p.oid from pg_proc p where p.proname in ('search_similar_chunks',
-                                                                   'ragworker_path_violation')) then
+    -- The app's read side (and what it calls with the caller's rights), the rule the files
+    -- trigger applies with the writer's rights, and the organisations the policies ask for.
+    if f::oid in (select p.oid from pg_proc p
+                  where p.proname in ('search_similar_chunks', 'search_org_chunks',
+                                      'hybrid_search_chunks', 'ragworker_search',
+                                      'ragworker_text_search_config',
+                                      'ragworker_path_violation', 'ragworker_user_orgs')) then
       foreach r in array app_roles loop
         if r <> 'anon' then
           execute format('grant execute on function %s to %I', f, r);
@@ -212,11 +258,13 @@ begin
     grant select, delete on public.document_chunks to authenticated;
     grant select on public.usage_logs to authenticated;
     grant select on public.ragworker_buckets to authenticated;
+    grant select on public.org_members to authenticated;
   end if;
   -- Supabase's server-side role (BYPASSRLS): what a worker connecting as it needs.
   if 'service_role' = any(app_roles) then
     grant select, insert, update, delete on public.files, public.document_chunks,
       public.usage_logs to service_role;
+    grant select, insert, update, delete on public.org_members to service_role;
     grant select on public.ragworker_buckets, public._sqlx_migrations to service_role;
   end if;
 end

@@ -34,8 +34,15 @@ pub struct Settings {
     pub embedding: EmbeddingSettings,
     pub queue: QueueSettings,
     pub worker: WorkerSettings,
+    pub search: SearchSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchSettings {
+    /// Text-search configuration of the chunks' full-text index (`simple`, `english`, ...).
+    pub text_search_config: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

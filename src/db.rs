@@ -8,7 +8,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Acquire, PgConnection, PgPool};
 
-use crate::config::{DatabaseSettings, EmbeddingSettings, StorageSettings};
+use crate::config::{DatabaseSettings, EmbeddingSettings, SearchSettings, StorageSettings};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -31,12 +31,13 @@ pub async fn connect_direct(settings: &DatabaseSettings) -> Result<PgPool, sqlx:
         .await
 }
 
-/// Applies the migrations, fixes the embedding column to the configured dimension and
-/// records which buckets files rows may name (storage.buckets, storage.ownership).
+/// Applies the migrations, fixes the embedding column to the configured dimension, sets the
+/// full-text configuration and records which buckets files rows may name.
 pub async fn migrate(
     pool: &PgPool,
     embedding: &EmbeddingSettings,
     storage: &StorageSettings,
+    search: &SearchSettings,
 ) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     // One `migrate` at a time per database (replicas often all migrate as they start): the
@@ -47,7 +48,7 @@ pub async fn migrate(
     sqlx::query("select pg_advisory_lock(hashtext('ragworker_migrate'))")
         .execute(&mut *conn)
         .await?;
-    let migrated = migrate_locked(&mut conn, embedding, storage).await;
+    let migrated = migrate_locked(&mut conn, embedding, storage, search).await;
     let unlocked = sqlx::query("select pg_advisory_unlock(hashtext('ragworker_migrate'))")
         .execute(&mut *conn)
         .await;
@@ -60,6 +61,7 @@ async fn migrate_locked(
     conn: &mut PgConnection,
     embedding: &EmbeddingSettings,
     storage: &StorageSettings,
+    search: &SearchSettings,
 ) -> anyhow::Result<()> {
     install_vector(&mut *conn).await?;
     // On Supabase the `auth` schema belongs to Supabase, which already lets `authenticated`
@@ -101,6 +103,18 @@ async fn migrate_locked(
         .execute(&mut *conn)
         .await
         .map_err(own_message)?;
+    // Rebuilds the full-text index only when the configuration changed.
+    sqlx::query("select ragworker_set_text_search_config($1::regconfig)")
+        .bind(&search.text_search_config)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "search.text_search_config = {:?}: {}",
+                search.text_search_config,
+                own_message(e)
+            )
+        })?;
     record_buckets(conn, storage).await.map_err(own_message)?;
     Ok(())
 }

@@ -54,10 +54,22 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Search a user's chunks for the passages closest to a query.
+    /// Search a user's chunks (or an organisation's) for the passages closest to a query.
+    /// The query embedding's cost is recorded in usage_logs (action `search`).
     Search {
+        /// Who searches (files.user_id); pays for the query embedding.
         #[arg(long)]
         user: Uuid,
+        /// Search this organisation's chunks (search_org_chunks) instead of the user's.
+        #[arg(long, conflicts_with = "hybrid")]
+        org: Option<Uuid>,
+        /// Hybrid search (hybrid_search_chunks): full text fused with vectors.
+        #[arg(long)]
+        hybrid: bool,
+        /// With --hybrid: the full-text query, web-search style (all words must appear;
+        /// `or`, quotes and `-` work); defaults to the query itself.
+        #[arg(long, requires = "hybrid")]
+        text: Option<String>,
         /// Number of passages to print.
         #[arg(long, default_value_t = 5)]
         limit: i32,
@@ -189,14 +201,32 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
         }
         Command::Search {
             user,
+            org,
+            hybrid,
+            text,
             limit,
             threshold,
             query,
         } => {
             let embedder = ragworker::embed::Embedder::new(&settings.embedding)?;
             let chunker = ragworker::chunk::Chunker::new(&settings.chunking, embedder.tokenizer())?;
-            let (hits, _usage) =
-                search::search(&pool, &embedder, &chunker, user, &query, threshold, limit).await?;
+            let scope = match (org, hybrid) {
+                (Some(org), _) => search::Scope::Org(org),
+                (None, true) => search::Scope::Hybrid(text.as_deref().unwrap_or(&query)),
+                (None, false) => search::Scope::User,
+            };
+            let (hits, _usage) = search::search(
+                &pool,
+                &embedder,
+                &settings.embedding,
+                &chunker,
+                user,
+                scope,
+                &query,
+                threshold,
+                limit,
+            )
+            .await?;
             if hits.is_empty() {
                 println!("no matching passages");
             }
@@ -210,8 +240,12 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                     .as_deref()
                     .map(|h| format!(", section \"{h}\""))
                     .unwrap_or_default();
+                let score = hit
+                    .score
+                    .map(|s| format!(", score {s:.4}"))
+                    .unwrap_or_default();
                 println!(
-                    "{}. {}{page}{heading} (similarity {:.3})",
+                    "{}. {}{page}{heading} (similarity {:.3}{score})",
                     rank + 1,
                     hit.file_name,
                     hit.similarity
@@ -233,7 +267,7 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let direct = db::connect_direct(&settings.database).await.map_err(pooler_hint).context(
         "cannot connect to the database (database.direct_url / DATABASE_DIRECT_URL, else database.url)",
     )?;
-    db::migrate(&direct, &settings.embedding, &settings.storage)
+    db::migrate(&direct, &settings.embedding, &settings.storage, &settings.search)
         .await
         .map_err(|e| {
             if format!("{e:#}").contains("prepared statement") {

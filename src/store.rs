@@ -14,6 +14,8 @@ use crate::queue::{ClaimedFile, Lease, Queue, QueueError};
 /// Who and what a usage row is for.
 #[derive(Debug, Clone)]
 pub struct UsageRecord<'a> {
+    /// `embedding` (a file's chunks) or `search` (a query).
+    pub action: &'a str,
     pub user_id: Uuid,
     pub org_id: Option<Uuid>,
     pub conversation_id: Option<Uuid>,
@@ -44,7 +46,7 @@ pub async fn record_usage<'e>(
     sqlx::query(
         "insert into usage_logs (user_id, org_id, conversation_id, action, provider, model,
                                  tokens_used, cost_usd, metadata)
-         values ($1, $2, $3, 'embedding', $4, $5, $6, $6::numeric * $7::text::numeric / 1000000, $8)",
+         values ($1, $2, $3, $9, $4, $5, $6, $6::numeric * $7::text::numeric / 1000000, $8)",
     )
     .persistent(false)
     .bind(record.user_id)
@@ -56,6 +58,7 @@ pub async fn record_usage<'e>(
     // The price goes through text so 0.02 stays 0.02 rather than its nearest double.
     .bind(record.price_per_million.to_string())
     .bind(metadata)
+    .bind(record.action)
     .execute(executor)
     .await?;
     Ok(())

@@ -208,6 +208,7 @@ impl Worker {
         outcome: &str,
     ) -> UsageRecord<'_> {
         UsageRecord {
+            action: "embedding",
             user_id: file.user_id,
             org_id: file.org_id,
             conversation_id: file.conversation_id,

@@ -23,6 +23,7 @@ import {
   pgEnum,
   pgPolicy,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   unique,
@@ -86,6 +87,11 @@ export const files = pgTable(
       using: sql`${authUid} = user_id`,
       withCheck: sql`${authUid} = user_id`,
     }),
+    pgPolicy('files_org_read', {
+      for: 'select',
+      to: authenticatedRole,
+      using: sql`org_id in (select public.ragworker_user_orgs())`,
+    }),
   ],
 );
 
@@ -121,11 +127,22 @@ export const documentChunks = pgTable(
     unique('document_chunks_file_id_chunk_index_key').on(t.fileId, t.chunkIndex),
     index('document_chunks_user_idx').on(t.userId),
     index('document_chunks_embedding_idx').using('hnsw', t.embedding.op('halfvec_cosine_ops')),
+    index('document_chunks_org_idx').on(t.orgId).where(sql`org_id is not null`),
+    // Full text, in the configuration `ragworker migrate` sets (search.text_search_config).
+    index('document_chunks_fts_idx').using(
+      'gin',
+      sql`to_tsvector(public.ragworker_text_search_config(), content)`,
+    ),
     pgPolicy('document_chunks_owner', {
       for: 'all',
       to: authenticatedRole,
       using: sql`${authUid} = user_id`,
       withCheck: sql`${authUid} = user_id`,
+    }),
+    pgPolicy('document_chunks_org_read', {
+      for: 'select',
+      to: authenticatedRole,
+      using: sql`org_id in (select public.ragworker_user_orgs())`,
     }),
   ],
 );
@@ -180,12 +197,35 @@ export const ragworkerBuckets = pgTable(
   ],
 );
 
+/** Who belongs to which organisation: members read and search the organisation's files and
+ * chunks. Written by the app's server (service role), read by its members. */
+export const orgMembers = pgTable(
+  'org_members',
+  {
+    orgId: uuid('org_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    role: text('role', { enum: ['owner', 'admin', 'member'] }).notNull().default('member'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'org_members_pkey', columns: [t.orgId, t.userId] }),
+    index('org_members_user_idx').on(t.userId),
+    check('org_members_role_check', sql`${t.role} in ('owner', 'admin', 'member')`),
+    pgPolicy('org_members_own', {
+      for: 'select',
+      to: authenticatedRole,
+      using: sql`${authUid} = user_id`,
+    }),
+  ],
+);
+
 export type File = typeof files.$inferSelect;
 export type NewFile = typeof files.$inferInsert;
 export type DocumentChunk = typeof documentChunks.$inferSelect;
 export type UsageLog = typeof usageLogs.$inferSelect;
 
-/** A row of `search_similar_chunks(query_embedding, user_id, match_threshold, match_count)`. */
+/** A row of `search_similar_chunks(query_embedding, user_id, match_threshold, match_count)`
+ * and of `search_org_chunks(query_embedding, org_id, match_threshold, match_count)`. */
 export interface SimilarChunk {
   id: string;
   file_id: string;
@@ -195,4 +235,10 @@ export interface SimilarChunk {
   page_number: number | null;
   heading: string | null;
   similarity: number;
+}
+
+/** A row of `hybrid_search_chunks(query_text, query_embedding, user_id, match_count,
+ * full_text_weight, semantic_weight, rrf_k)`: the fused score beside the similarity. */
+export interface HybridChunk extends SimilarChunk {
+  score: number;
 }

@@ -104,7 +104,8 @@ async fn the_drizzle_schema_builds_what_the_migrations_build() {
         .collect();
     assert!(generated.contains("CREATE TABLE \"files\""), "{generated}");
 
-    // An empty database with what the schema builds on: pgvector, auth.uid(), the role.
+    // An empty database with what the schema builds on: pgvector, auth.uid(), the role, and
+    // (as stand-ins) the two functions of ragworker's that its index and policies name.
     let url = create_database(
         &std::env::var("RAGWORKER_TEST_DATABASE_URL").unwrap(),
         &format!("dz_{}", Uuid::new_v4().simple()),
@@ -115,7 +116,11 @@ async fn the_drizzle_schema_builds_what_the_migrations_build() {
         "create extension vector;
          create schema auth;
          create function auth.uid() returns uuid language sql stable as
-           $$ select (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')::uuid $$;",
+           $$ select (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')::uuid $$;
+         create function ragworker_text_search_config() returns regconfig language sql immutable
+           as $$ select 'simple'::regconfig $$;
+         create function ragworker_user_orgs() returns setof uuid language sql stable
+           as $$ select null::uuid where false $$;",
     )
     .execute(&mut conn)
     .await

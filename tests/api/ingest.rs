@@ -1,4 +1,4 @@
-use ragworker::search::search;
+use ragworker::search::{search, Scope};
 use ragworker::worker::Outcome;
 use uuid::Uuid;
 
@@ -187,9 +187,19 @@ async fn search_returns_the_passage_that_answers_the_question() {
         ),
     ];
     for (query, file, page, needle) in cases {
-        let (hits, usage) = search(&env.pool, &w.embedder, &w.chunker, user, query, 0.0, 3)
-            .await
-            .unwrap();
+        let (hits, usage) = search(
+            &env.pool,
+            &w.embedder,
+            &w.settings.embedding,
+            &w.chunker,
+            user,
+            Scope::User,
+            query,
+            0.0,
+            3,
+        )
+        .await
+        .unwrap();
         let top = &hits[0];
         assert_eq!(top.file_name, file, "{query}: {hits:#?}");
         assert_eq!(top.page_number, page, "{query}");
@@ -201,8 +211,10 @@ async fn search_returns_the_passage_that_answers_the_question() {
     let (hits, _) = search(
         &env.pool,
         &w.embedder,
+        &w.settings.embedding,
         &w.chunker,
         Uuid::new_v4(),
+        Scope::User,
         "foghorn",
         0.0,
         3,

@@ -1,7 +1,7 @@
 //! The zero-account setup end to end: the fs storage backend and the in-process model, no
 //! S3 and no embeddings API. A question finds the passage that answers it.
 
-use ragworker::search::search;
+use ragworker::search::{search, Scope};
 use ragworker::worker::Outcome;
 use uuid::Uuid;
 
@@ -136,8 +136,10 @@ overlap_tokens = 8
         let (hits, usage) = search(
             &env.pool,
             &worker.embedder,
+            &worker.settings.embedding,
             &worker.chunker,
             user,
+            Scope::User,
             question,
             0.0,
             3,

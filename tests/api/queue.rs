@@ -180,17 +180,32 @@ async fn start_up_checks_refuse_a_dimension_that_does_not_match_the_column() {
         "document_chunks.embedding has dimension 256, but embedding.dimensions is 1536; run `ragworker migrate` (empty table) or `ragworker backfill --reembed` after changing the model"
     );
     // With no chunks yet, migrate may change the dimension; with chunks, it refuses.
-    ragworker::db::migrate(&env.pool, &other, &env.settings.storage)
-        .await
-        .unwrap();
+    ragworker::db::migrate(
+        &env.pool,
+        &other,
+        &env.settings.storage,
+        &env.settings.search,
+    )
+    .await
+    .unwrap();
     ragworker::db::preflight(&env.pool, &other).await.unwrap();
-    ragworker::db::migrate(&env.pool, &env.settings.embedding, &env.settings.storage)
-        .await
-        .unwrap();
+    ragworker::db::migrate(
+        &env.pool,
+        &env.settings.embedding,
+        &env.settings.storage,
+        &env.settings.search,
+    )
+    .await
+    .unwrap();
     env.enqueue(Uuid::new_v4(), "notes.txt").await;
     env.drain().await;
-    let err = ragworker::db::migrate(&env.pool, &other, &env.settings.storage)
-        .await
-        .unwrap_err();
+    let err = ragworker::db::migrate(
+        &env.pool,
+        &other,
+        &env.settings.storage,
+        &env.settings.search,
+    )
+    .await
+    .unwrap_err();
     assert!(format!("{err:#}").contains("re-embed"), "{err:#}");
 }

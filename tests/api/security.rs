@@ -87,6 +87,23 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// The functions app users (and service_role) may call: the search functions, what they
+/// call with the caller's rights, and what the trigger and policies call.
+fn callable_functions() -> BTreeSet<String> {
+    [
+        "search_similar_chunks",
+        "search_org_chunks",
+        "hybrid_search_chunks",
+        "ragworker_search",
+        "ragworker_text_search_config",
+        "ragworker_path_violation",
+        "ragworker_user_orgs",
+    ]
+    .iter()
+    .map(|f| format!("execute {f}"))
+    .collect()
+}
+
 /// What the README's schema contract promises app users (PostgREST's `authenticated`).
 fn authenticated_contract() -> BTreeSet<String> {
     let mut expected = set(&[
@@ -97,9 +114,9 @@ fn authenticated_contract() -> BTreeSet<String> {
         "document_chunks: DELETE",
         "usage_logs: SELECT",
         "ragworker_buckets: SELECT",
-        "execute search_similar_chunks",
-        "execute ragworker_path_violation",
+        "org_members: SELECT",
     ]);
+    expected.extend(callable_functions());
     for col in [
         "original_name",
         "conversation_id",
@@ -119,9 +136,12 @@ fn service_role_contract() -> BTreeSet<String> {
     let mut expected = set(&[
         "ragworker_buckets: SELECT",
         "_sqlx_migrations: SELECT",
-        "execute search_similar_chunks",
-        "execute ragworker_path_violation",
+        "org_members: SELECT",
+        "org_members: INSERT",
+        "org_members: UPDATE",
+        "org_members: DELETE",
     ]);
+    expected.extend(callable_functions());
     for table in ["files", "document_chunks", "usage_logs"] {
         for p in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
             expected.insert(format!("{table}: {p}"));
@@ -268,9 +288,14 @@ async fn vector_goes_to_the_extensions_schema_where_there_is_one() {
     .unwrap();
     conn.close().await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    ragworker::db::migrate(&pool, &env.settings.embedding, &env.settings.storage)
-        .await
-        .unwrap();
+    ragworker::db::migrate(
+        &pool,
+        &env.settings.embedding,
+        &env.settings.storage,
+        &env.settings.search,
+    )
+    .await
+    .unwrap();
     let schema: String = sqlx::query_scalar(
         "select n.nspname::text from pg_extension e join pg_namespace n on n.oid = e.extnamespace
          where e.extname = 'vector'",
@@ -861,6 +886,7 @@ async fn upgrading_from_the_first_migration_keeps_every_row() {
         &pool,
         &env.settings.embedding,
         &Settings::from_toml_layers(&[]).unwrap().storage,
+        &env.settings.search,
     )
     .await
     .unwrap();

@@ -197,9 +197,14 @@ listen = ""
                 std::fs::read_to_string(dir.path().join("migrate.log")).unwrap_or_default()
             );
         } else {
-            ragworker::db::migrate(&pool, &settings.embedding, &settings.storage)
-                .await
-                .unwrap();
+            ragworker::db::migrate(
+                &pool,
+                &settings.embedding,
+                &settings.storage,
+                &settings.search,
+            )
+            .await
+            .unwrap();
         }
         let storage = Storage::from_settings(&settings.storage).await.unwrap();
         match &storage {
