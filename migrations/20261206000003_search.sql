@@ -8,11 +8,16 @@
 -- iterative index scans keep scanning until enough rows pass the filter.
 
 -- The one nearest-chunks query behind search_similar_chunks and search_org_chunks, for one
--- user (`scope` 'user') or one organisation ('org'). Dynamic SQL with fixed text and bound
--- values, so each call is planned for its tenant: a small tenant is served exactly through
--- its btree index, a large one through HNSW. The function's SET clauses (below, pgvector
--- >= 0.8) make an HNSW scan iterative; `relaxed_order` returns rows slightly out of order,
--- so the outer query orders them again.
+-- user (`scope` 'user') or one organisation ('org'):
+--   * a tenant with up to ragworker.exact_search_limit chunks (default 20,000) is searched
+--     exactly: its rows through the user_id/org_id index, every distance computed, the
+--     true nearest returned. The ordering expression (distance + 0) is one the HNSW index
+--     cannot serve, so the planner cannot take the pitfall path;
+--   * a larger tenant goes through the HNSW index with pgvector 0.8's iterative scans (the
+--     function's SET clauses below), which keep scanning until enough of its rows pass the
+--     filter; `relaxed_order` returns rows slightly out of order, so the outer query orders
+--     them again. On pgvector 0.7 (no iterative scans) ef_search is raised to 1000 instead.
+-- Dynamic SQL with fixed text and bound values: each call is planned for its tenant.
 create or replace function ragworker_search(
   query_embedding halfvec,
   scope text,
@@ -30,23 +35,35 @@ create or replace function ragworker_search(
   similarity double precision
 )
 language plpgsql stable as $$
+declare
+  tenant_column text;
+  exact_limit bigint := coalesce(
+    nullif(current_setting('ragworker.exact_search_limit', true), '')::bigint, 20000);
+  tenant_rows bigint;
 begin
-  if scope not in ('user', 'org') then
+  tenant_column := case scope when 'user' then 'user_id' when 'org' then 'org_id' end;
+  if tenant_column is null then
     raise exception 'ragworker_search: scope must be user or org, not %', scope;
   end if;
+  execute format('select count(*) from (select 1 from public.document_chunks c
+                                        where c.%I = $1 limit $2) s', tenant_column)
+    into tenant_rows using tenant, exact_limit + 1;
   return query execute format($q$
     with hits as materialized (
       select c.id, c.file_id, c.content, c.chunk_index, c.page_number, c.heading,
              c.embedding <=> $1 as distance
       from public.document_chunks c
       where c.%I = $2 and 1 - (c.embedding <=> $1) >= $3
-      order by c.embedding <=> $1
+      order by %s
       limit $4
     )
     select h.id, h.file_id, f.original_name, h.content, h.chunk_index, h.page_number,
            h.heading, 1 - h.distance
     from hits h join public.files f on f.id = h.file_id
-    order by h.distance$q$, case scope when 'user' then 'user_id' else 'org_id' end)
+    order by h.distance$q$,
+    tenant_column,
+    case when tenant_rows <= exact_limit then '(c.embedding <=> $1) + 0'
+         else 'c.embedding <=> $1' end)
   using query_embedding, tenant, match_threshold, match_count;
 end
 $$;

@@ -17,6 +17,7 @@ mod models;
 mod pooler;
 mod queue;
 mod rls;
+mod search;
 mod security;
 mod service;
 mod uploads;
