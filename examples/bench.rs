@@ -16,6 +16,10 @@
 #[allow(dead_code)] // the tests use the fault script; the benchmark does not
 mod fake_openai;
 
+#[path = "common/rng.rs"]
+mod rng;
+
+use rng::Rng;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -60,21 +64,6 @@ struct Args {
     /// Skip the unlimited-provider and database-only runs.
     #[arg(long)]
     limited_only: bool,
-}
-
-/// xorshift64*: a tiny deterministic generator, so the corpus is the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn vocabulary() -> Vec<String> {

@@ -12,6 +12,10 @@
 //! subtopics each, a chunk is topic + subtopic + noise (uniform random vectors have no
 //! meaningful nearest neighbours at all). Queries are perturbed subtopic centres.
 
+#[path = "common/rng.rs"]
+mod rng;
+
+use rng::Rng;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,28 +24,6 @@ use uuid::Uuid;
 
 const TOPICS: usize = 200;
 const SUBTOPICS: usize = 20;
-
-/// xorshift64*: a seeded generator, so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.unit().max(1e-7), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 struct Args {
     chunks: usize,
@@ -204,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
     for (i, t) in tenants.iter().enumerate() {
         let org = org_of(i).map_or("\\N".to_string(), |o| o.to_string());
         for c in 0..t.rows {
-            let s = rng.below(TOPICS * SUBTOPICS);
+            let s = rng.below((TOPICS * SUBTOPICS) as u64) as usize;
             let centre = &subtopics[s];
             let v: Vec<f32> = (0..dims).map(|d| centre[d] + 0.35 * rng.gauss()).collect();
             batch.push_str(&format!(
@@ -331,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
         let mut times = Vec::new();
         let (mut min_rows, mut total_rows, mut recall) = (usize::MAX, 0usize, 0.0);
         for _ in 0..args.queries {
-            let s = q_rng.below(TOPICS * SUBTOPICS);
+            let s = q_rng.below((TOPICS * SUBTOPICS) as u64) as usize;
             let q: Vec<f32> = subtopics[s]
                 .iter()
                 .map(|x| x + 0.35 * q_rng.gauss())

@@ -11,7 +11,7 @@ use std::process::Output;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::support::{create_database, fixture, TestEnv, DIMENSIONS};
+use crate::support::{fixture, TestEnv, DIMENSIONS};
 
 const TABLES: [&str; 4] = [
     "files",
@@ -106,11 +106,7 @@ async fn the_drizzle_schema_builds_what_the_migrations_build() {
 
     // An empty database with what the schema builds on: pgvector, auth.uid(), the role, and
     // (as stand-ins) the two functions of ragworker's that its index and policies name.
-    let url = create_database(
-        &std::env::var("RAGWORKER_TEST_DATABASE_URL").unwrap(),
-        &format!("dz_{}", Uuid::new_v4().simple()),
-    )
-    .await;
+    let url = crate::support::fresh_database("dz").await;
     let mut conn = PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(
         "create extension vector;

@@ -182,11 +182,7 @@ async fn eight_migrates_at_once_on_a_new_database_all_succeed() {
     let env = TestEnv::start().await;
     // A database nothing has migrated yet, reached through a session pooler, as replicas
     // that each run `migrate` when they start.
-    let fresh = crate::support::create_database(
-        &std::env::var("RAGWORKER_TEST_DATABASE_URL").unwrap(),
-        &format!("m8_{}", Uuid::new_v4().simple()),
-    )
-    .await;
+    let fresh = crate::support::fresh_database("m8").await;
     let bouncer = PgBouncer::start("session", 20);
     env.set_config([("database", "url", bouncer.url(&fresh).into())]);
     let runs: Vec<_> = (0..8)

@@ -812,11 +812,7 @@ async fn upgrading_from_the_first_migration_keeps_every_row() {
     let env = TestEnv::start().await;
     // A database as the previous version left it: the first migration, the dimension set
     // by its `migrate`, and data, including rows today's rule would refuse.
-    let url = crate::support::create_database(
-        &std::env::var("RAGWORKER_TEST_DATABASE_URL").unwrap(),
-        &format!("up_{}", Uuid::new_v4().simple()),
-    )
-    .await;
+    let url = crate::support::fresh_database("up").await;
     let dir = tempfile::tempdir().unwrap();
     let first = ragworker::db::MIGRATOR.iter().next().unwrap();
     std::fs::write(

@@ -425,6 +425,15 @@ listen = ""
 /// `auth` and `storage` schemas owned by their services, `postgres`' search_path.
 pub const SUPABASE_SQL: &str = include_str!("supabase.sql");
 
+/// A new empty database on the script-started server, named `<prefix>_<random>`; its URL.
+pub async fn fresh_database(prefix: &str) -> String {
+    create_database(
+        &required_env("RAGWORKER_TEST_DATABASE_URL"),
+        &format!("{prefix}_{}", Uuid::new_v4().simple()),
+    )
+    .await
+}
+
 /// Creates database `name` on the server of `admin_url`; returns its URL (same user).
 pub async fn create_database(admin_url: &str, name: &str) -> String {
     let mut admin = sqlx::PgConnection::connect(admin_url)
