@@ -25,6 +25,9 @@ const STANDARD_ENV: &[(&str, &str)] = &[
     ("AWS_REGION", "storage.region"),
 ];
 
+/// Every section refuses keys it does not know, so a misspelt setting (`concurency`) is an
+/// error rather than silently the default. The top level does not: RAGWORKER_* variables
+/// that are not settings (the test harness's, a deployment's own) must not stop the worker.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub database: DatabaseSettings,
@@ -40,12 +43,14 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchSettings {
     /// Text-search configuration of the chunks' full-text index (`simple`, `english`, ...).
     pub text_search_config: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// Secret: a connection string usually carries a password.
     pub url: SecretString,
@@ -66,6 +71,7 @@ impl DatabaseSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub backend: String,
     pub bucket: String,
@@ -123,12 +129,14 @@ impl Ownership {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExtractSettings {
     pub max_text_bytes: usize,
     pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChunkingSettings {
     pub max_tokens: usize,
     pub overlap_tokens: usize,
@@ -157,6 +165,7 @@ pub enum OversizeInput {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmbeddingSettings {
     pub provider: String,
     /// The "local" provider's model: a sentence-transformers directory (model.safetensors,
@@ -185,6 +194,20 @@ pub struct EmbeddingSettings {
 }
 
 impl EmbeddingSettings {
+    /// Refuses an OpenAI endpoint without a key before any file is claimed (self-hosted
+    /// OpenAI-compatible servers often need none).
+    pub fn check_api_key(&self) -> Result<(), ConfigError> {
+        if self.provider == "openai"
+            && self.base_url.contains("api.openai.com")
+            && self.api_key.expose_secret().trim().is_empty()
+        {
+            return Err(ConfigError(
+                "no OpenAI API key: set OPENAI_API_KEY (embedding.api_key), or use embedding.provider = \"local\" (config/local.toml)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// USD per million tokens of the configured model (0 when the table has no entry).
     pub fn price_per_million(&self) -> f64 {
         if self.provider == "local" {
@@ -208,6 +231,7 @@ impl EmbeddingSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueueSettings {
     pub lease_secs: u64,
     pub heartbeat_secs: u64,
@@ -223,6 +247,7 @@ impl QueueSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
     pub concurrency: usize,
     pub poll_interval_secs: u64,
@@ -231,11 +256,13 @@ pub struct WorkerSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: String,
     pub level: String,
@@ -395,6 +422,22 @@ mod tests {
         assert_eq!(s.embedding.price_per_million(), 0.02);
         assert!(s.embedding.sends_dimensions());
         assert_eq!(s.storage.bucket, "documents");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_and_a_missing_openai_key_is_named() {
+        let err = Settings::from_toml_layers(&["[worker]\nconcurency = 8"]).unwrap_err();
+        assert!(err.to_string().contains("concurency"), "{err}");
+        let s = Settings::from_toml_layers(&[]).unwrap();
+        let err = s.embedding.check_api_key().unwrap_err().to_string();
+        assert!(err.contains("OPENAI_API_KEY"), "{err}");
+        let s = Settings::from_toml_layers(&["[embedding]\napi_key = \"sk-x\""]).unwrap();
+        s.embedding.check_api_key().unwrap();
+        // A self-hosted server needs no key.
+        let s =
+            Settings::from_toml_layers(&["[embedding]\nbase_url = \"http://127.0.0.1:8080/v1\""])
+                .unwrap();
+        s.embedding.check_api_key().unwrap();
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub async fn build_worker(
     pool: PgPool,
     worker_id: String,
 ) -> anyhow::Result<worker::Worker> {
+    settings.embedding.check_api_key()?;
     let embedder = Arc::new(embed::Embedder::new(&settings.embedding)?);
     let ownership = ownership::Rules::load(&settings.storage, &pool).await?;
     Ok(worker::Worker {

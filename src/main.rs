@@ -208,6 +208,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             threshold,
             query,
         } => {
+            settings.embedding.check_api_key()?;
             let embedder = ragworker::embed::Embedder::new(&settings.embedding)?;
             let chunker = ragworker::chunk::Chunker::new(&settings.chunking, embedder.tokenizer())?;
             let scope = match (org, hybrid) {
