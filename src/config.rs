@@ -57,6 +57,8 @@ pub struct DatabaseSettings {
     /// For `migrate` and LISTEN, which a transaction pooler cannot carry; empty: `url`.
     pub direct_url: SecretString,
     pub max_connections: u32,
+    /// Seconds a statement waits for a pooled connection (or a new one) before failing.
+    pub acquire_timeout_secs: u64,
 }
 
 impl DatabaseSettings {

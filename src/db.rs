@@ -16,7 +16,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         .connect(settings.url.expose_secret())
         .await
 }
@@ -26,9 +26,50 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error>
 pub async fn connect_direct(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         .connect(settings.direct_url().expose_secret())
         .await
+}
+
+/// Whether `database.url` leads to a transaction-mode pooler, found without LISTEN: one
+/// connection notes its server process, a second opens a transaction (holding a server),
+/// and the first asks again. Directly or through a session pooler the first keeps its own
+/// server; through a transaction pooler it is handed another one, or (a pool of one) must
+/// wait for the held one, which the short timeout catches. Any failure counts as "no":
+/// the LISTEN check that follows still catches notifications that do not arrive.
+pub async fn behind_transaction_pooler(settings: &DatabaseSettings) -> bool {
+    use sqlx::Connection;
+    let url = settings.url.expose_secret();
+    let probe = async {
+        let mut first = PgConnection::connect(url).await?;
+        let pid = "select pg_backend_pid()";
+        let before: i32 = sqlx::query_scalar(pid)
+            .persistent(false)
+            .fetch_one(&mut first)
+            .await?;
+        let mut second = PgConnection::connect(url).await?;
+        let mut held = sqlx::Connection::begin(&mut second).await?;
+        sqlx::query_scalar::<_, i32>(pid)
+            .persistent(false)
+            .fetch_one(&mut *held)
+            .await?;
+        let again = tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query_scalar::<_, i32>(pid)
+                .persistent(false)
+                .fetch_one(&mut first),
+        )
+        .await;
+        held.rollback().await?;
+        Ok::<_, sqlx::Error>(match again {
+            Ok(after) => after? != before,
+            Err(_) => true,
+        })
+    };
+    match tokio::time::timeout(Duration::from_secs(10), probe).await {
+        Ok(Ok(pooled)) => pooled,
+        _ => false,
+    }
 }
 
 /// Applies the migrations, fixes the embedding column to the configured dimension, sets the

@@ -124,20 +124,31 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
     let settings = worker.settings.clone();
     let mut poll = Duration::from_secs(settings.worker.poll_interval_secs);
     let mut in_flight = InFlight::new();
-    let mut listener = connect_listener(&worker).await;
-    let mut listening = true;
+    // LISTEN through a transaction pooler is worse than useless: the listening server
+    // connection goes back to the pool, and when it later serves another client a
+    // notification arrives in the middle of that client's query (sqlx fails it with
+    // "unexpected message: NotificationResponse"). So it is never tried there.
+    let pooled = settings.database.direct_url.expose_secret().is_empty()
+        && crate::db::behind_transaction_pooler(&settings.database).await;
+    let mut listener = if pooled {
+        None
+    } else {
+        connect_listener(&worker).await
+    };
+    let mut listening = !pooled;
     if let Some(l) = listener.as_mut() {
-        if !notifications_arrive(&worker, l).await {
-            listening = false;
-            // LISTEN through a transaction pooler succeeds, then hears nothing: its server
-            // connection goes back to the pool. Polling often keeps pick-up quick.
-            poll = poll.min(NO_NOTIFY_POLL);
-            tracing::warn!(
-                poll_s = poll.as_secs(),
-                "notifications do not arrive (is database.url a transaction pooler? set database.direct_url / DATABASE_DIRECT_URL to a direct or session connection); polling instead"
-            );
+        listening = notifications_arrive(&worker, l).await;
+        if !listening {
             listener = None;
         }
+    }
+    if !listening {
+        // Polling often keeps pick-up quick.
+        poll = poll.min(NO_NOTIFY_POLL);
+        tracing::warn!(
+            poll_s = poll.as_secs(),
+            "notifications do not arrive (database.url is a transaction pooler? set database.direct_url / DATABASE_DIRECT_URL to a direct or session connection); polling instead"
+        );
     }
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,10 +192,18 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
                 }
             }
             _ = ticker.tick() => {
-                if listener.is_none() && listening {
-                    listener = connect_listener(&worker).await;
+                // Interruptible like the claim: a saturated pooler must not hold up shutdown.
+                let tick = async {
+                    if listener.is_none() && listening {
+                        listener = connect_listener(&worker).await;
+                    }
+                    update_queue_gauges(&worker).await;
+                };
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break,
+                    _ = tick => {}
                 }
-                update_queue_gauges(&worker).await;
             }
         }
     }
@@ -195,6 +214,11 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
     in_flight.summary
 }
 
+/// Pause between claims that failed while nothing was in flight.
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
+/// Claims in a row that may fail before a backfill gives up (about half a minute).
+const MAX_FAILED_CLAIMS: u32 = 30;
+
 /// Processes files until none is eligible and none is in flight (or `shutdown` resolves).
 pub async fn backfill(
     worker: Arc<Worker>,
@@ -202,29 +226,57 @@ pub async fn backfill(
     mut on_outcome: impl FnMut(&Summary),
 ) -> Result<Summary, sqlx::Error> {
     let mut in_flight = InFlight::new();
+    let grace = Duration::from_secs(worker.settings.worker.shutdown_grace_secs);
+    let mut failed_claims = 0u32;
     tokio::pin!(shutdown);
     loop {
         // One step: claim into the free slots, then wait for a file to finish. Shutdown
         // interrupts either half, a claim waiting for a pooled connection included.
         let step = async {
-            in_flight.fill(&worker).await?;
-            Ok::<_, sqlx::Error>(in_flight.jobs.join_next().await)
+            let claimed = in_flight.fill(&worker).await;
+            let finished = match &claimed {
+                // Nothing in flight to wait for: pause before claiming again.
+                Err(_) if in_flight.jobs.is_empty() => {
+                    tokio::time::sleep(CLAIM_RETRY).await;
+                    None
+                }
+                _ => in_flight.jobs.join_next().await,
+            };
+            (claimed, finished)
         };
         tokio::select! {
             biased;
             _ = &mut shutdown => {
                 tracing::info!("interrupted: no new claims");
-                in_flight.drain(Duration::from_secs(worker.settings.worker.shutdown_grace_secs)).await;
+                in_flight.drain(grace).await;
                 break;
             }
-            step = step => match step? {
-                // Nothing in flight after a claim: nothing is eligible.
-                None => break,
-                Some(joined) => {
-                    in_flight.reap(joined);
-                    on_outcome(&in_flight.summary);
+            (claimed, finished) = step => {
+                // A claim that fails (a database restart, a blip) is retried like `run`
+                // retries it; files in flight go on and record what they spent. Only a
+                // database gone for good ends the backfill, after they finish.
+                let claim_failed = claimed.is_err();
+                match claimed {
+                    Ok(_) => failed_claims = 0,
+                    Err(e) => {
+                        failed_claims += 1;
+                        tracing::warn!(error = %e, failed_claims, "claim failed (database unreachable?); files in flight go on, claiming again shortly");
+                        if failed_claims >= MAX_FAILED_CLAIMS {
+                            in_flight.drain(grace).await;
+                            return Err(e);
+                        }
+                    }
                 }
-            },
+                match finished {
+                    Some(joined) => {
+                        in_flight.reap(joined);
+                        on_outcome(&in_flight.summary);
+                    }
+                    // Nothing in flight after a successful claim: nothing is eligible.
+                    None if !claim_failed => break,
+                    None => {}
+                }
+            }
         }
     }
     Ok(in_flight.summary)

@@ -229,6 +229,8 @@ async fn sigterm_interrupts_a_claim_waiting_for_a_saturated_pooler() {
         ("database", "direct_url", env.database_url.clone().into()),
         ("worker", "poll_interval_secs", 30.into()),
         ("worker", "shutdown_grace_secs", 30.into()),
+        // Without the interruption, the claim would wait this long for a connection.
+        ("database", "acquire_timeout_secs", 60.into()),
     ]);
     let mut service = env.command(&["run"], "run.log").spawn().unwrap();
     wait_until(Duration::from_secs(20), "the service to start", || async {
@@ -248,14 +250,14 @@ async fn sigterm_interrupts_a_claim_waiting_for_a_saturated_pooler() {
         .status()
         .unwrap();
     let stopped = tokio::time::Instant::now();
-    // Without the interruption the claim waits for PgBouncer (seen: ~9 s here, up to its
-    // query_wait_timeout of 120 s).
-    let status = tokio::time::timeout(Duration::from_secs(5), service.wait())
+    // Without the interruption the claim waits for a connection until acquire_timeout_secs
+    // (60 s here; seen ~1.5 s with it, up to 6.5 s on a loaded machine).
+    let status = tokio::time::timeout(Duration::from_secs(20), service.wait())
         .await
-        .expect("SIGTERM did not interrupt the waiting claim within 5 s")
+        .expect("SIGTERM did not interrupt the waiting claim within 20 s")
         .unwrap();
     assert!(status.success(), "{status:?}: {}", env.log("run.log"));
-    assert!(stopped.elapsed() < Duration::from_secs(5));
+    assert!(stopped.elapsed() < Duration::from_secs(20));
     sqlx::query("rollback").execute(&mut blocker).await.unwrap();
 }
 
@@ -270,4 +272,24 @@ async fn stock_pgbouncer_refusing_sqlx_is_explained() {
         log.contains("add `ignore_startup_parameters = extra_float_digits`"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn a_transaction_pooler_is_recognised_without_listening() {
+    let env = TestEnv::start().await;
+    let behind = |url: String| {
+        let mut settings = env.settings.database.clone();
+        settings.url = url.into();
+        async move { ragworker::db::behind_transaction_pooler(&settings).await }
+    };
+    for size in [1, 2] {
+        let bouncer = PgBouncer::start("transaction", size);
+        assert!(
+            behind(bouncer.url(&env.database_url)).await,
+            "pool of {size}"
+        );
+    }
+    let session = PgBouncer::start("session", 4);
+    assert!(!behind(session.url(&env.database_url)).await);
+    assert!(!behind(env.database_url.clone()).await);
 }

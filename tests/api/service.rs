@@ -228,6 +228,53 @@ async fn the_service_survives_a_postgres_restart_and_drains_the_queue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_rides_out_a_postgres_outage_without_aborting_files_in_flight() {
+    let cluster = PgCluster::start();
+    let env = TestEnv::on_server(
+        &cluster.admin_url,
+        "[queue]\nlease_secs = 3\nheartbeat_secs = 1\n[worker]\nconcurrency = 4\n\
+         [database]\nacquire_timeout_secs = 1",
+    )
+    .await;
+    let ids = env.enqueue_generated(Uuid::new_v4(), 24).await;
+    // Slow enough that files are in flight when the server goes down.
+    env.fake.set_latency(Duration::from_millis(400));
+    let worker = env.worker.clone();
+    let backfill = tokio::spawn(async move {
+        ragworker::service::backfill(worker, std::future::pending(), |_| {}).await
+    });
+    wait_until(Duration::from_secs(30), "the first files", || async {
+        count_status(&env, "completed").await >= 3
+    })
+    .await;
+    let in_flight = count_status(&env, "processing").await;
+    // Down for several times as long as a statement waits for a connection (1 s here): the
+    // files in flight finish meanwhile and the claims after them fail. Before, the first
+    // failed claim ended the backfill with an error and aborted the files still in flight
+    // after their embeddings were paid for.
+    cluster.outage(Duration::from_secs(5));
+    let summary = tokio::time::timeout(Duration::from_secs(120), backfill)
+        .await
+        .expect("the backfill ended")
+        .unwrap()
+        .expect("an outage of a few seconds does not end the backfill with an error");
+    // Files whose outcome could not be written during the outage wait for their leases;
+    // a second pass takes them (as a later backfill or a running service would).
+    sqlx::query("update files set locked_until = now() where processing_status = 'processing'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.drain().await;
+    env.assert_all_completed_exactly_once(&ids).await;
+    assert!(in_flight > 0, "the outage should hit files in flight");
+    assert!(summary.completed > 0);
+    eprintln!(
+        "files in flight at the outage: {in_flight}; the backfill completed {} of 24",
+        summary.completed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_are_served() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

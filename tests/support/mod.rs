@@ -622,6 +622,13 @@ impl PgCluster {
     pub fn restart(&self) {
         self.ctl("restart -m fast -w");
     }
+
+    /// Down for `outage`: a fast shutdown, then a start.
+    pub fn outage(&self, outage: std::time::Duration) {
+        self.ctl("stop -m fast -w");
+        std::thread::sleep(outage);
+        self.ctl("start -w");
+    }
 }
 
 impl Drop for PgCluster {
