@@ -127,12 +127,24 @@ impl Worker {
                 Outcome::Completed { chunks, tokens } => {
                     tracing::info!(chunks, tokens, "completed")
                 }
-                Outcome::Failed { error } => tracing::warn!(%error, "failed"),
-                Outcome::Retrying { error, after } => {
-                    tracing::warn!(%error, retry_in_s = after.as_secs(), "will retry")
+                // Warnings name the file themselves: above a progress bar the span's fields
+                // are not shown, and a user must be able to tell which upload it was.
+                Outcome::Failed { error } => {
+                    tracing::warn!(name = %file.original_name, file_id = %file.id, %error, "failed")
                 }
+                Outcome::Retrying { error, after } => tracing::warn!(
+                    name = %file.original_name,
+                    file_id = %file.id,
+                    %error,
+                    retry_in_s = after.as_secs(),
+                    "will retry"
+                ),
                 Outcome::Released => tracing::info!("released for another worker"),
-                Outcome::LeaseLost => tracing::warn!("lease lost; another worker owns this file"),
+                Outcome::LeaseLost => tracing::warn!(
+                    name = %file.original_name,
+                    file_id = %file.id,
+                    "lease lost; another worker owns this file"
+                ),
             }
             outcome
         }

@@ -154,3 +154,25 @@ async fn unreachable_storage_is_transient() {
         row.last_error
     );
 }
+
+#[tokio::test]
+async fn a_failure_warning_names_the_file() {
+    let env = TestEnv::start().await;
+    let id = env.enqueue(Uuid::new_v4(), "empty.txt").await;
+    let out = env
+        .command(&["backfill"], "unused.log")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("failed"))
+        .unwrap_or_else(|| panic!("no failure warning: {stderr}"));
+    // The line itself, not only its span, says which upload it was.
+    let message = warning.rsplit_once(": ").map_or(warning, |(_, m)| m);
+    assert!(
+        message.contains("name=empty.txt") && message.contains(&id.to_string()),
+        "{warning}"
+    );
+}
