@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::{DatabaseSettings, EmbeddingSettings, SearchSettings, StorageSettings};
 
@@ -14,21 +14,57 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The worker's pool, on `database.url` (a transaction pooler may be in between).
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
-        .connect(settings.url.expose_secret())
-        .await
+    open_pool(
+        settings,
+        settings.url.expose_secret(),
+        settings.max_connections,
+    )
+    .await
 }
 
 /// A small pool on `database.direct_url` for what needs a session of its own: `migrate`
 /// (sqlx's migrator takes a session advisory lock and prepares named statements).
 pub async fn connect_direct(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(2)
+    open_pool(settings, settings.direct_url().expose_secret(), 2).await
+}
+
+async fn open_pool(
+    settings: &DatabaseSettings,
+    url: &str,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    let opened = PgPoolOptions::new()
+        .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
-        .connect(settings.direct_url().expose_secret())
-        .await
+        .connect(url)
+        .await;
+    match opened {
+        // sqlx reports a refused or unreachable server as a pool timeout; one plain
+        // connection attempt says what really failed ("Connection refused", a bad password).
+        Err(sqlx::Error::PoolTimedOut) => {
+            match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(url)).await {
+                Ok(Err(real)) => Err(real),
+                _ => Err(sqlx::Error::PoolTimedOut),
+            }
+        }
+        other => other,
+    }
+}
+
+/// `host:port/database` of a connection string, for messages (never its password).
+pub fn server_of(url: &secrecy::SecretString) -> String {
+    match url
+        .expose_secret()
+        .parse::<sqlx::postgres::PgConnectOptions>()
+    {
+        Ok(o) => format!(
+            "{}:{}/{}",
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or("")
+        ),
+        Err(_) => "an unparsable URL".to_string(),
+    }
 }
 
 /// Whether `database.url` leads to a transaction-mode pooler, found without LISTEN: one
@@ -38,7 +74,6 @@ pub async fn connect_direct(settings: &DatabaseSettings) -> Result<PgPool, sqlx:
 /// wait for the held one, which the short timeout catches. Any failure counts as "no":
 /// the LISTEN check that follows still catches notifications that do not arrive.
 pub async fn behind_transaction_pooler(settings: &DatabaseSettings) -> bool {
-    use sqlx::Connection;
     let url = settings.url.expose_secret();
     let probe = async {
         let mut first = PgConnection::connect(url).await?;
@@ -48,7 +83,7 @@ pub async fn behind_transaction_pooler(settings: &DatabaseSettings) -> bool {
             .fetch_one(&mut first)
             .await?;
         let mut second = PgConnection::connect(url).await?;
-        let mut held = sqlx::Connection::begin(&mut second).await?;
+        let mut held = Connection::begin(&mut second).await?;
         sqlx::query_scalar::<_, i32>(pid)
             .persistent(false)
             .fetch_one(&mut *held)
@@ -200,7 +235,7 @@ async fn record_buckets(
         .into_iter()
         .map(String::from)
         .collect();
-    let mut tx = conn.begin().await?;
+    let mut tx = Connection::begin(&mut *conn).await?;
     sqlx::query("delete from ragworker_buckets where bucket <> all($1)")
         .bind(&buckets)
         .execute(&mut *tx)

@@ -113,7 +113,12 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
         _ => db::connect(&settings.database)
             .await
             .map_err(pooler_hint)
-            .context("cannot connect to the database (database.url / DATABASE_URL)")?,
+            .with_context(|| {
+                format!(
+                    "cannot connect to the database at {} (database.url / DATABASE_URL)",
+                    db::server_of(&settings.database.url)
+                )
+            })?,
     };
     match command {
         Command::Migrate => {}
@@ -265,9 +270,15 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
 /// `migrate` on the direct (or session) connection: DDL under sqlx's session advisory lock
 /// and its named statements, which a transaction pooler cannot carry.
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let direct = db::connect_direct(&settings.database).await.map_err(pooler_hint).context(
-        "cannot connect to the database (database.direct_url / DATABASE_DIRECT_URL, else database.url)",
-    )?;
+    let direct = db::connect_direct(&settings.database)
+        .await
+        .map_err(pooler_hint)
+        .with_context(|| {
+            format!(
+                "cannot connect to the database at {} (database.direct_url / DATABASE_DIRECT_URL, else database.url)",
+                db::server_of(settings.database.direct_url())
+            )
+        })?;
     db::migrate(&direct, &settings.embedding, &settings.storage, &settings.search)
         .await
         .map_err(|e| {

@@ -176,3 +176,34 @@ async fn a_failure_warning_names_the_file() {
         "{warning}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_database_says_what_was_refused_where() {
+    let env = TestEnv::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.set_config([
+        (
+            "database",
+            "url",
+            format!("postgres://postgres:s3cret-pw@127.0.0.1:{port}/app").into(),
+        ),
+        ("database", "acquire_timeout_secs", 1.into()),
+    ]);
+    let (code, log) = env.run(&["backfill"]).await;
+    assert_eq!(code, Some(1), "{log}");
+    // Not "pool timed out while waiting for an open connection".
+    assert!(
+        log.contains(&format!(
+            "cannot connect to the database at 127.0.0.1:{port}/app"
+        )) && log.contains("Connection refused"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("s3cret-pw"),
+        "the password is never printed: {log}"
+    );
+}
