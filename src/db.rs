@@ -341,21 +341,6 @@ async fn preflight_checks(
     Ok(())
 }
 
-/// Files waiting (pending or processing) per bucket, for the start-up storage check.
-pub async fn queued_buckets(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let buckets = sqlx::query_as(
-        "select storage_bucket, count(*) from files
-         where processing_status in ('pending', 'processing')
-         group by 1 order by 2 desc limit 100",
-    )
-    .persistent(false)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(buckets)
-}
-
 /// What `backfill --reembed` re-embeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Reembed {

@@ -315,9 +315,9 @@ async fn start_worker(
     db::preflight(&pool, &settings.embedding)
         .await
         .context("refusing to claim files")?;
-    let queued = db::queued_buckets(&pool).await?;
     let worker =
         ragworker::build_worker(settings.clone(), pool, ragworker::default_worker_id()).await?;
+    let queued = worker.queue.queued_buckets().await?;
     let warnings = worker
         .storage
         .check_access(&settings.storage.allowed_buckets(), &queued)

@@ -136,6 +136,32 @@ impl Queue {
             .await
     }
 
+    /// Files by status, for /metrics.
+    pub async fn counts_by_status(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        self.rows("select processing_status::text, count(*) from files group by 1")
+            .await
+    }
+
+    /// Files waiting (pending or processing) per bucket, for the start-up storage check.
+    pub async fn queued_buckets(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        self.rows(
+            "select storage_bucket, count(*) from files
+             where processing_status in ('pending', 'processing')
+             group by 1 order by 2 desc limit 100",
+        )
+        .await
+    }
+
+    async fn rows(&self, sql: &'static str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query_as(sql)
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     async fn count(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let n: i64 = sqlx::query_scalar(sql)

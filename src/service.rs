@@ -357,18 +357,7 @@ async fn recv(listener: &mut Option<PgListener>) -> bool {
 
 /// Queue depth by status, for /metrics.
 pub async fn update_queue_gauges(worker: &Worker) {
-    let rows: Result<Vec<(String, i64)>, sqlx::Error> = async {
-        // Unnamed, in a transaction: see `queue`.
-        let mut tx = worker.queue.pool().begin().await?;
-        let rows = sqlx::query_as("select processing_status::text, count(*) from files group by 1")
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(rows)
-    }
-    .await;
-    if let Ok(rows) = rows {
+    if let Ok(rows) = worker.queue.counts_by_status().await {
         let mut counts: BTreeMap<&str, i64> = ["pending", "processing", "completed", "failed"]
             .into_iter()
             .map(|s| (s, 0))
