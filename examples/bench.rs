@@ -530,7 +530,7 @@ async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures 
         let chunked = chunker.chunk(&doc);
         let mut vectors: Vec<pgvector::HalfVector> = Vec::new();
         for batch in chunked.chunks.chunks(100) {
-            let input: Vec<&str> = batch.iter().map(|c| c.content.as_str()).collect();
+            let input: Vec<&str> = batch.iter().map(|c| c.embed_input.as_str()).collect();
             loop {
                 let resp = http
                     .post(format!("{}/embeddings", fake.base_url()))
@@ -619,7 +619,7 @@ async fn run_db_only(
             .chunks
             .iter()
             .map(|c| {
-                pgvector::HalfVector::from_f32_slice(&fake_openai::embed_text(&c.content, dims))
+                pgvector::HalfVector::from_f32_slice(&fake_openai::embed_text(&c.embed_input, dims))
             })
             .collect();
         prepared.push((file, lease, chunked, vectors));

@@ -142,6 +142,9 @@ pub struct ExtractSettings {
 pub struct ChunkingSettings {
     pub max_tokens: usize,
     pub overlap_tokens: usize,
+    /// What is embedded for a chunk under a heading: `{heading}` (its heading path) and
+    /// `{content}` (its text).
+    pub embed_template: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

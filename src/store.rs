@@ -7,7 +7,7 @@ use pgvector::HalfVector;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::chunk::Chunked;
+use crate::chunk::{Chunk, Chunked};
 use crate::embed::Usage;
 use crate::queue::{ClaimedFile, Lease, Queue, QueueError};
 
@@ -108,7 +108,7 @@ pub async fn complete_file(
         let tokens: Vec<i32> = slice.iter().map(|c| c.token_count).collect();
         let metadata: Vec<serde_json::Value> = slice
             .iter()
-            .map(|c| serde_json::json!({ "start_char": c.start_char, "end_char": c.end_char }))
+            .map(|c| chunk_metadata(c, &chunked.embed_template))
             .collect();
         sqlx::query(
             "insert into document_chunks (file_id, user_id, org_id, embedding_model, content,
@@ -138,6 +138,24 @@ pub async fn complete_file(
     record_usage(&mut *tx, usage).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// `document_chunks.metadata`: where the chunk is in `files.extracted_text`, the page it
+/// ends on when it runs over a page break, and, when a heading path was embedded with it,
+/// the template and the path, so that what was embedded can be rebuilt exactly.
+fn chunk_metadata(chunk: &Chunk, template: &str) -> serde_json::Value {
+    let mut metadata = serde_json::json!({
+        "start_char": chunk.start_char,
+        "end_char": chunk.end_char,
+    });
+    if let Some(page) = chunk.last_page {
+        metadata["last_page"] = page.into();
+    }
+    if let Some(context) = &chunk.context {
+        metadata["embed_template"] = template.into();
+        metadata["embed_heading"] = context.as_str().into();
+    }
+    metadata
 }
 
 /// A vector in pgvector's text form, `[0.5,-1,...]`. Each f16 is printed as the shortest f32

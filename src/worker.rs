@@ -184,7 +184,11 @@ impl Worker {
             .map_err(|e| ExtractError::Panicked(e.to_string()))??;
         tracing::debug!(chunks = chunked.chunks.len(), "extracted");
 
-        let inputs: Vec<&str> = chunked.chunks.iter().map(|c| c.content.as_str()).collect();
+        let inputs: Vec<&str> = chunked
+            .chunks
+            .iter()
+            .map(|c| c.embed_input.as_str())
+            .collect();
         let counts: Vec<usize> = chunked
             .chunks
             .iter()

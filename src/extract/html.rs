@@ -1,6 +1,9 @@
 //! HTML to Markdown-style text: the main content with headings as `#` lines, paragraphs and
 //! list items on their own lines, table cells separated by ` | `; scripts, styles, forms and
-//! navigation chrome (nav, header, footer, aside) are dropped.
+//! navigation chrome (nav, header, footer, aside) are dropped, and so is page furniture that
+//! would otherwise compete with the text it points at in search: permalink marks beside
+//! headings (Sphinx's "¶", GitHub's "#") and in-page tables of contents (lists made only of
+//! links to anchors on the same page, which repeat every heading word for word).
 
 use scraper::{ElementRef, Html, Node, Selector};
 
@@ -48,11 +51,12 @@ pub(super) fn to_markdown(html: &str) -> String {
 
 fn walk(element: ElementRef<'_>, out: &mut String) {
     let name = element.value().name();
-    if SKIP.contains(&name) {
+    if SKIP.contains(&name) || is_permalink(element) || is_local_toc(element) {
         return;
     }
     if let Some(level) = heading_level(name) {
-        let text: String = element.text().collect::<Vec<_>>().join(" ");
+        let mut text = String::new();
+        heading_text(element, &mut text);
         let text = collapse(&text);
         if !text.is_empty() {
             out.push_str("\n\n");
@@ -106,6 +110,76 @@ fn walk(element: ElementRef<'_>, out: &mut String) {
     if block {
         out.push('\n');
     }
+}
+
+/// A heading's words, without its permalink mark.
+fn heading_text(element: ElementRef<'_>, out: &mut String) {
+    for child in element.children() {
+        match child.value() {
+            Node::Text(t) => {
+                out.push(' ');
+                out.push_str(t);
+            }
+            Node::Element(_) => {
+                if let Some(child) = ElementRef::wrap(child).filter(|c| !is_permalink(*c)) {
+                    heading_text(child, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Marks that documentation generators put beside headings and terms to link to them:
+/// an in-page link whose class says so or whose text is only a symbol.
+fn is_permalink(element: ElementRef<'_>) -> bool {
+    let el = element.value();
+    if el.name() != "a" || !el.attr("href").is_some_and(|h| h.starts_with('#')) {
+        return false;
+    }
+    let marked = el.classes().any(|c| {
+        matches!(
+            c,
+            "headerlink"
+                | "anchor"
+                | "anchorjs-link"
+                | "permalink"
+                | "heading-anchor"
+                | "hash-link"
+        )
+    });
+    let text: String = element.text().collect();
+    marked || matches!(text.trim(), "" | "¶" | "#" | "§" | "🔗")
+}
+
+/// A list whose every word is a link to an anchor on the same page: a table of contents.
+fn is_local_toc(element: ElementRef<'_>) -> bool {
+    let el = element.value();
+    if !matches!(el.name(), "ul" | "ol") {
+        return false;
+    }
+    let mut links = 0;
+    for node in element.descendants() {
+        match node.value() {
+            Node::Element(e) if e.name() == "a" => {
+                if !e.attr("href").is_some_and(|h| h.starts_with('#')) {
+                    return false;
+                }
+                links += 1;
+            }
+            Node::Text(t) if !t.trim().is_empty() => {
+                let in_link = node
+                    .ancestors()
+                    .take_while(|a| a.id() != element.id())
+                    .any(|a| a.value().as_element().is_some_and(|e| e.name() == "a"));
+                if !in_link {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    links >= 2
 }
 
 fn heading_level(name: &str) -> Option<usize> {
@@ -162,6 +236,25 @@ mod tests {
         assert_eq!(
             md,
             "# Tide tables\n\nHigh tide is at 6:12 today.\n\n## Harbour\n\n- Berth one\n\n- Berth two\n\nDay | Height\n\nMon | 4.1 m"
+        );
+    }
+
+    /// Sphinx's output: a local table of contents and "¶" permalinks on headings and terms.
+    #[test]
+    fn permalinks_and_local_tables_of_contents_are_dropped() {
+        let html = r##"<html><body><div class="body" role="main">
+          <h1>FAQ<a class="headerlink" href="#faq" title="Permalink to this heading">¶</a></h1>
+          <ul><li><a href="#why">Why is the sky blue?</a></li>
+              <li><a href="#how">How high is <code>up</code>?</a><ul><li><a href="#up">Up</a></li></ul></li></ul>
+          <h2 id="why">Why is the sky blue?<a href="#why">#</a></h2>
+          <p>Rayleigh scattering. See <a href="#how">below</a> and <a href="https://x.org">this</a>.</p>
+          <ul><li><a href="#a">Only</a> links, but with words too</li><li><a href="#b">B</a></li></ul>
+          <dl><dt>term<a class="headerlink" href="#term">¶</a></dt><dd>meaning</dd></dl>
+          </div></body></html>"##;
+        let md = to_markdown(html);
+        assert_eq!(
+            md,
+            "# FAQ\n\n## Why is the sky blue?\n\nRayleigh scattering. See below and this.\n\n- Only links, but with words too\n\n- B\n\nterm\n\nmeaning"
         );
     }
 }

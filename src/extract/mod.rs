@@ -1,8 +1,12 @@
 //! Text extraction: the format is detected from the bytes, then each format yields sections
 //! (a PDF page, or the whole text) ready for chunking. HTML and DOCX become Markdown-style
-//! text (`#` headings) so that chunks carry their heading path as Markdown's do.
+//! text (`#` headings) so that chunks carry their heading path as Markdown's do; a PDF's
+//! headings, found from its outline or its typography, travel beside its text as
+//! [`Heading`] marks. Tables of contents, running headers and footers and permalink marks
+//! are left out (`furniture`).
 
 mod docx;
+mod furniture;
 mod html;
 mod pdf;
 
@@ -40,6 +44,28 @@ impl Format {
 pub struct Section {
     pub text: String,
     pub page: Option<i32>,
+    /// Heading lines the extractor recognised in `text` (PDFs); formats whose text marks its
+    /// own headings (Markdown and what becomes Markdown) leave this empty.
+    pub headings: Vec<Heading>,
+}
+
+impl Section {
+    pub fn new(text: String, page: Option<i32>) -> Self {
+        Self {
+            text,
+            page,
+            headings: Vec::new(),
+        }
+    }
+}
+
+/// A heading in a section's text: `text[offset..offset + len]`, whole lines, at `level`
+/// (1 is a document's top level).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Heading {
+    pub offset: usize,
+    pub len: usize,
+    pub level: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -177,10 +203,13 @@ pub fn extract(
     max_text_bytes: usize,
 ) -> Result<Document, ExtractError> {
     let format = detect(bytes, name, mime)?;
-    let whole = |text: String| Ok(vec![Section { text, page: None }]);
+    let whole = |text: String| Ok(vec![Section::new(text, None)]);
     let sections = catch_unwind(AssertUnwindSafe(|| match format {
         Format::Pdf => pdf::extract(bytes),
-        Format::Markdown | Format::PlainText => whole(decode_text(bytes)),
+        Format::Markdown | Format::PlainText => whole(furniture::drop_toc_lines(
+            decode_text(bytes),
+            format == Format::Markdown,
+        )),
         Format::Html => whole(html::to_markdown(&decode_text(bytes))),
         Format::Docx => docx::to_markdown(bytes, max_text_bytes).and_then(whole),
     }))
@@ -188,9 +217,21 @@ pub fn extract(
 
     let sections: Vec<Section> = sections
         .into_iter()
-        .map(|s| Section {
-            text: clean_text(&s.text),
-            page: s.page,
+        .map(|s| {
+            let text = clean_text(&s.text);
+            // The PDF extractor cleans its lines before it marks headings, so their offsets
+            // hold; should cleaning still shorten such a text, the marks are dropped rather
+            // than left pointing at the wrong words.
+            let headings = if text.len() == s.text.len() {
+                s.headings
+            } else {
+                Vec::new()
+            };
+            Section {
+                text,
+                page: s.page,
+                headings,
+            }
         })
         .filter(|s| !s.text.trim().is_empty())
         .collect();

@@ -2,13 +2,19 @@
 //! built on lopdf, reads the text because it maps glyphs to Unicode through ToUnicode CMaps,
 //! font encodings and glyph names (ligatures such as "fi" come out as two letters) and
 //! places spaces from glyph positions. Where pdf-extract fails or panics, lopdf's own
-//! simpler extraction is used. Then two repairs that matter for retrieval: words hyphenated
-//! across lines are joined, and running headers/footers repeated on most pages are dropped.
+//! simpler extraction is used. Then the repairs that matter for retrieval: words hyphenated
+//! across lines are joined; running headers and footers (lines repeated at the top or bottom
+//! of pages, page numbers) and table-of-contents lines are dropped; and section headings are
+//! marked, from the document outline when it has one, else from numbering and font size
+//! (`headings`), so that chunks carry a heading path as other formats' do.
+
+mod headings;
 
 use std::collections::HashMap;
-use std::panic::catch_unwind;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{ExtractError, Section};
+use super::{furniture, ExtractError, Heading, Section};
+use headings::OutlineEntry;
 
 /// Bound on a page's decompressed content streams, so a compression bomb fails the file
 /// instead of exhausting memory.
@@ -18,28 +24,71 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
     // The common case parses the file once, inside pdf-extract. Only when that fails is the
     // file opened again with lopdf, to tell encrypted from corrupt and to fall back to
     // lopdf's simpler extraction (parsing twice cost a third of the time on real PDFs).
-    let texts = match catch_unwind(|| with_pdf_extract(bytes)) {
-        Ok(Some(texts)) => texts,
-        _ => with_lopdf(bytes)?,
+    let (mut pages, outline) = match catch_unwind(|| with_pdf_extract(bytes)) {
+        Ok(Some(read)) => read,
+        _ => (with_lopdf(bytes)?, Vec::new()),
     };
-    let mut pages: Vec<Vec<String>> = texts
-        .iter()
-        .map(|(_, t)| t.lines().map(|l| l.trim_end().to_string()).collect())
-        .collect();
     drop_running_lines(&mut pages);
-    Ok(texts
+    for page in &mut pages {
+        page.lines.retain(|l| !furniture::is_toc_line(&l.text));
+    }
+    let marks = headings::find(&pages, &outline);
+    Ok(pages
         .into_iter()
-        .zip(pages)
-        .map(|((number, _), lines)| Section {
-            text: join_hyphenated(&lines),
-            page: Some(number),
+        .enumerate()
+        .map(|(index, page)| {
+            let (text, starts) = join_hyphenated(&page.lines);
+            let headings = marks
+                .iter()
+                .filter(|m| m.page == index)
+                .filter_map(|m| {
+                    // A heading line joined onto the line before it (a hyphenated word) is
+                    // no longer a line of its own: it is text.
+                    let offset = starts[m.line]?;
+                    let last = m.line + m.lines - 1;
+                    let end = starts[last]? + page.lines[last].text.len();
+                    Some(Heading {
+                        offset,
+                        len: end - offset,
+                        level: m.level,
+                    })
+                })
+                .collect();
+            Section {
+                text,
+                page: Some(page.number),
+                headings,
+            }
         })
         .collect())
 }
 
-/// Text per page through pdf-extract (which decrypts empty-password files itself), or
-/// `None` when it cannot read every page.
-fn with_pdf_extract(bytes: &[u8]) -> Option<Vec<(i32, String)>> {
+/// A page's text, line by line, with the size of the largest glyph on each line (0 when the
+/// fallback extractor does not know it).
+pub(super) struct Page {
+    pub number: i32,
+    pub lines: Vec<Line>,
+}
+
+pub(super) struct Line {
+    pub text: String,
+    pub size: f64,
+}
+
+impl Line {
+    fn new(text: &str, size: f64) -> Self {
+        // Cleaned here, before headings are marked by offset, so the extractor's general
+        // cleaning afterwards changes nothing (see `super::extract`).
+        Self {
+            text: super::clean_text(text.trim_end()),
+            size,
+        }
+    }
+}
+
+/// Pages through pdf-extract (which decrypts empty-password files itself) and the outline,
+/// or `None` when it cannot read every page.
+fn with_pdf_extract(bytes: &[u8]) -> Option<(Vec<Page>, Vec<OutlineEntry>)> {
     let mut doc = pdf_extract::Document::load_mem(bytes).ok()?;
     if doc.is_encrypted() {
         doc.decrypt("").ok()?;
@@ -49,12 +98,30 @@ fn with_pdf_extract(bytes: &[u8]) -> Option<Vec<(i32, String)>> {
     // One pass over the document rather than pdf-extract's per-page entry point, which
     // rebuilds the page tree for every page (quadratic in the page count).
     pdf_extract::output_doc(&doc, &mut sink).ok()?;
-    (sink.pages.len() == pages && pages > 0).then_some(sink.pages)
+    if sink.pages.len() != pages || pages == 0 {
+        return None;
+    }
+    // A broken outline costs the headings it would have given, never the text.
+    let outline = catch_unwind(AssertUnwindSafe(|| doc.get_toc()))
+        .ok()
+        .and_then(Result::ok)
+        .map(|toc| {
+            toc.toc
+                .into_iter()
+                .map(|entry| OutlineEntry {
+                    level: entry.level.clamp(1, 9) as u8,
+                    title: entry.title,
+                    page: entry.page as i32,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((sink.pages, outline))
 }
 
 /// lopdf alone: classifies encrypted and corrupt files, decrypts empty user passwords while
 /// loading, and extracts what it can where pdf-extract could not.
-fn with_lopdf(bytes: &[u8]) -> Result<Vec<(i32, String)>, ExtractError> {
+fn with_lopdf(bytes: &[u8]) -> Result<Vec<Page>, ExtractError> {
     let doc = lopdf::Document::load_mem(bytes).map_err(|e| match e {
         lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword => ExtractError::Encrypted,
         other => ExtractError::CorruptPdf(other.to_string()),
@@ -75,22 +142,34 @@ fn with_lopdf(bytes: &[u8]) -> Result<Vec<(i32, String)>, ExtractError> {
             let text = doc
                 .extract_text_with_limit(&[number], MAX_PDF_STREAM_BYTES)
                 .unwrap_or_default();
-            (number as i32, text)
+            Page {
+                number: number as i32,
+                lines: text.lines().map(|l| Line::new(l, 0.0)).collect(),
+            }
         })
         .collect())
 }
 
 /// pdf-extract's `PlainTextOutput` placement rules (a newline when the baseline moves by
 /// more than 1.5 font sizes or goes back left and down, a space for a gap over a tenth of
-/// the font size), collecting one string per page.
+/// the font size), collecting the lines of each page with their largest glyph size.
 #[derive(Default)]
 struct PageSink {
-    pages: Vec<(i32, String)>,
+    pages: Vec<Page>,
     current: String,
+    /// The largest glyph size of each line of `current` so far.
+    sizes: Vec<f64>,
     page_height: f64,
     last_end: f64,
     last_y: f64,
     first_char: bool,
+}
+
+impl PageSink {
+    fn new_line(&mut self) {
+        self.current.push('\n');
+        self.sizes.push(0.0);
+    }
 }
 
 impl pdf_extract::OutputDev for PageSink {
@@ -100,8 +179,12 @@ impl pdf_extract::OutputDev for PageSink {
         media_box: &pdf_extract::MediaBox,
         _art_box: Option<(f64, f64, f64, f64)>,
     ) -> Result<(), pdf_extract::OutputError> {
-        self.pages.push((page_num as i32, String::new()));
+        self.pages.push(Page {
+            number: page_num as i32,
+            lines: Vec::new(),
+        });
         self.current.clear();
+        self.sizes = vec![0.0];
         self.page_height = media_box.ury - media_box.lly;
         self.last_end = 100_000.0;
         self.last_y = 0.0;
@@ -110,8 +193,18 @@ impl pdf_extract::OutputDev for PageSink {
     }
 
     fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
-        if let Some((_, text)) = self.pages.last_mut() {
-            *text = self.current.trim_start_matches('\n').to_string();
+        let mut lines: Vec<Line> = self
+            .current
+            .split('\n')
+            .zip(&self.sizes)
+            .skip_while(|(text, _)| text.is_empty())
+            .map(|(text, &size)| Line::new(text, size))
+            .collect();
+        while lines.last().is_some_and(|l| l.text.is_empty()) {
+            lines.pop();
+        }
+        if let Some(page) = self.pages.last_mut() {
+            page.lines = lines;
         }
         Ok(())
     }
@@ -129,16 +222,24 @@ impl pdf_extract::OutputDev for PageSink {
         let size = ((font_size * (trm.m11 + trm.m21)) * (font_size * (trm.m12 + trm.m22))).sqrt();
         if self.first_char {
             if (y - self.last_y).abs() > size * 1.5 {
-                self.current.push('\n');
+                self.new_line();
             }
             if x < self.last_end && (y - self.last_y).abs() > size * 0.5 {
-                self.current.push('\n');
+                self.new_line();
             }
             if x > self.last_end + size * 0.1 {
                 self.current.push(' ');
             }
         }
-        self.current.push_str(char);
+        // Lines are split on '\n' later; a glyph never starts one itself.
+        if char.contains(['\n', '\r']) {
+            self.current.push_str(&char.replace(['\n', '\r'], " "));
+        } else {
+            self.current.push_str(char);
+        }
+        if let Some(line) = self.sizes.last_mut() {
+            *line = line.max(size);
+        }
         self.first_char = false;
         self.last_y = y;
         self.last_end = x + width * size;
@@ -160,8 +261,11 @@ impl pdf_extract::OutputDev for PageSink {
 }
 
 /// How a header or footer line is compared across pages: page numbers and dates differ
-/// from page to page, the rest does not.
+/// from page to page, the rest does not. A page label alone (arabic or roman) is "#".
 fn shape(line: &str) -> String {
+    if furniture::is_page_label(line) {
+        return "#".into();
+    }
     line.trim()
         .chars()
         .map(|c| {
@@ -174,19 +278,23 @@ fn shape(line: &str) -> String {
         .collect()
 }
 
-/// Removes lines among the first and last two of each page that recur (modulo digits) on at
-/// least 60% of the pages of a document of three pages or more.
-fn drop_running_lines(pages: &mut [Vec<String>]) {
+/// Removes running headers and footers from documents of three pages or more: lines among
+/// the first and last two of a page that recur (modulo digits) there on 60 % of the pages,
+/// and first or last lines with a number (the page's) that recur on three pages or more,
+/// because books repeat a chapter's title only over that chapter's pages ("Chapter 2: R
+/// Basics 7").
+fn drop_running_lines(pages: &mut [Page]) {
     let n = pages
         .iter()
-        .filter(|p| p.iter().any(|l| !l.trim().is_empty()))
+        .filter(|p| p.lines.iter().any(|l| !l.text.trim().is_empty()))
         .count();
     if n < 3 {
         return;
     }
-    let edges = |lines: &[String]| -> Vec<usize> {
+    // (index, whether it is the very first or last line) of each edge line of a page.
+    let edges = |lines: &[Line]| -> Vec<(usize, bool)> {
         let content: Vec<usize> = (0..lines.len())
-            .filter(|&i| !lines[i].trim().is_empty())
+            .filter(|&i| !lines[i].text.trim().is_empty())
             .collect();
         let mut idx: Vec<usize> = content
             .iter()
@@ -196,38 +304,54 @@ fn drop_running_lines(pages: &mut [Vec<String>]) {
             .collect();
         idx.sort_unstable();
         idx.dedup();
-        idx
+        let outer = [content.first(), content.last()];
+        idx.into_iter()
+            .map(|i| (i, outer.contains(&Some(&i))))
+            .collect()
     };
-    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut near_edge: HashMap<String, usize> = HashMap::new();
+    let mut at_edge: HashMap<String, usize> = HashMap::new();
     for page in pages.iter() {
-        let mut seen: Vec<String> = edges(page).into_iter().map(|i| shape(&page[i])).collect();
+        let mut seen: Vec<(String, bool)> = edges(&page.lines)
+            .into_iter()
+            .map(|(i, outer)| (shape(&page.lines[i].text), outer))
+            .collect();
         seen.sort();
         seen.dedup();
-        for s in seen {
-            *counts.entry(s).or_default() += 1;
+        for (s, outer) in seen {
+            if outer {
+                *at_edge.entry(s.clone()).or_default() += 1;
+            }
+            *near_edge.entry(s).or_default() += 1;
         }
     }
     let threshold = (n * 6).div_ceil(10).max(3);
+    let running = |shape: &str, outer: bool| {
+        !shape.is_empty()
+            && (near_edge.get(shape).copied().unwrap_or(0) >= threshold
+                || (outer && shape.contains('#') && at_edge.get(shape).copied().unwrap_or(0) >= 3))
+    };
     for page in pages.iter_mut() {
-        let drop: Vec<usize> = edges(page)
+        let drop: Vec<usize> = edges(&page.lines)
             .into_iter()
-            .filter(|&i| {
-                let s = shape(&page[i]);
-                !s.is_empty() && counts.get(&s).copied().unwrap_or(0) >= threshold
-            })
+            .filter(|&(i, outer)| running(&shape(&page.lines[i].text), outer))
+            .map(|(i, _)| i)
             .collect();
         for i in drop.into_iter().rev() {
-            page.remove(i);
+            page.lines.remove(i);
         }
     }
 }
 
 /// Joins lines, undoing end-of-line hyphenation (`inter-` + `national` → `international`)
 /// when the next line continues in lower case; real hyphens before capitals or digits stay.
-fn join_hyphenated(lines: &[String]) -> String {
+/// Also returns where each line starts in the text (`None` for a line joined onto the one
+/// before it).
+fn join_hyphenated(lines: &[Line]) -> (String, Vec<Option<usize>>) {
     let mut out = String::new();
+    let mut starts = Vec::with_capacity(lines.len());
     for line in lines {
-        let trimmed = line.trim_start();
+        let trimmed = line.text.trim_start();
         let hyphenated = out.ends_with('-')
             && out[..out.len() - 1]
                 .chars()
@@ -237,48 +361,96 @@ fn join_hyphenated(lines: &[String]) -> String {
         if hyphenated {
             out.pop();
             out.push_str(trimmed);
+            starts.push(None);
         } else {
-            if !out.is_empty() {
+            if !starts.is_empty() {
                 out.push('\n');
             }
-            out.push_str(line);
+            starts.push(Some(out.len()));
+            out.push_str(&line.text);
         }
     }
-    out
+    (out, starts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn lines(s: &str) -> Vec<String> {
-        s.lines().map(String::from).collect()
+    fn lines(s: &str) -> Vec<Line> {
+        s.lines().map(|l| Line::new(l, 10.0)).collect()
+    }
+
+    fn page(number: i32, text: &str) -> Page {
+        Page {
+            number,
+            lines: lines(text),
+        }
+    }
+
+    fn texts(page: &Page) -> Vec<&str> {
+        page.lines.iter().map(|l| l.text.as_str()).collect()
     }
 
     #[test]
     fn hyphenation_is_undone_only_before_lower_case() {
-        let text = join_hyphenated(&lines("the inter-\nnational day\nwell-\nKnown 1990-\n2000"));
+        let (text, starts) =
+            join_hyphenated(&lines("the inter-\nnational day\nwell-\nKnown 1990-\n2000"));
         assert_eq!(text, "the international day\nwell-\nKnown 1990-\n2000");
+        assert_eq!(starts, [Some(0), None, Some(22), Some(28), Some(40)]);
     }
 
     #[test]
     fn running_headers_and_page_numbers_are_dropped() {
         let topics = ["tides", "harbours", "ferries", "lighthouses"];
-        let mut pages: Vec<Vec<String>> = topics
+        let mut pages: Vec<Page> = topics
             .iter()
             .enumerate()
-            .map(|(p, t)| lines(&format!("ACME Annual Report 2024\nThis page is about {t}.\nIt covers {t} in depth.\nPage {} of 4", p + 1)))
+            .map(|(p, t)| page(p as i32 + 1, &format!("ACME Annual Report 2024\nThis page is about {t}.\nIt covers {t} in depth.\nPage {} of 4", p + 1)))
             .collect();
         drop_running_lines(&mut pages);
         for (page, t) in pages.iter().zip(topics) {
             assert_eq!(
-                page,
-                &lines(&format!("This page is about {t}.\nIt covers {t} in depth."))
+                texts(page),
+                [
+                    format!("This page is about {t}."),
+                    format!("It covers {t} in depth.")
+                ]
             );
         }
         // Two pages are too few to tell a header from content.
-        let mut two: Vec<Vec<String>> = (1..=2).map(|_| lines("Same\nSame body")).collect();
+        let mut two: Vec<Page> = (1..=2).map(|n| page(n, "Same\nSame body")).collect();
         drop_running_lines(&mut two);
-        assert_eq!(two[0].len(), 2);
+        assert_eq!(two[0].lines.len(), 2);
+    }
+
+    /// A book: roman page labels in the front matter, then each chapter's title repeated
+    /// over that chapter's pages only, beside the page number.
+    #[test]
+    fn chapter_headers_and_roman_page_labels_are_dropped() {
+        let mut pages = vec![
+            page(1, "i\nContents"),
+            page(2, "ii\nMore contents"),
+            page(3, "iii\nEven more contents"),
+        ];
+        for (chapter, title) in [(1, "Basics"), (2, "Installing"), (3, "Packages")] {
+            for _ in 0..3 {
+                let n = pages.len() as i32 + 1;
+                pages.push(page(
+                    n,
+                    &format!(
+                        "Chapter {chapter}: {title} {n}\nAll about {title}.\nIn {title}, rules."
+                    ),
+                ));
+            }
+        }
+        drop_running_lines(&mut pages);
+        assert_eq!(texts(&pages[0]), ["Contents"]);
+        assert_eq!(texts(&pages[2]), ["Even more contents"]);
+        // The chapter's title goes; body lines repeated over a chapter stay.
+        assert_eq!(
+            texts(&pages[6]),
+            ["All about Installing.", "In Installing, rules."]
+        );
     }
 }

@@ -1,0 +1,465 @@
+//! Token-sized chunks that follow the document's structure, sized by the embedding model's
+//! own tokenizer (cl100k_base for OpenAI models, WordPiece for the local model), each with
+//! the page and heading path it came from, its offsets into `files.extracted_text`, and the
+//! text that is embedded for it: the heading path, then the chunk
+//! (`chunking.embed_template`), so that every chunk of a section knows what it answers.
+//!
+//! `outline` finds the headings of any format, `pack` cuts sections into chunks.
+
+mod outline;
+mod pack;
+
+use std::sync::Arc;
+
+use text_splitter::ChunkSizer;
+use tiktoken_rs::CoreBPE;
+
+use crate::embed::local::LocalModel;
+
+use crate::config::ChunkingSettings;
+use crate::extract::{Document, Format};
+
+/// Separator placed between sections (PDF pages) in `extracted_text`.
+pub const SECTION_SEPARATOR: &str = "\n\n";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub index: i32,
+    /// The chunk's text exactly as it stands in `extracted_text`: what an app shows.
+    pub content: String,
+    /// The page the chunk starts on (PDFs).
+    pub page_number: Option<i32>,
+    /// The page it ends on, when it runs over a page break.
+    pub last_page: Option<i32>,
+    /// Heading path where the chunk starts, e.g. `Install > Linux`.
+    pub heading: Option<String>,
+    /// The heading path put before `content` in what is embedded (the chunk's own heading
+    /// line, when it starts with one, is in `content` already and is not repeated).
+    pub context: Option<String>,
+    /// What the embedding model reads: `chunking.embed_template` filled with `context` and
+    /// `content`, or `content` alone when there is no context.
+    pub embed_input: String,
+    /// Tokens of `embed_input`: what is sent, billed and counted against the budget.
+    pub token_count: i32,
+    /// Character (not byte) offsets into `extracted_text`, as Postgres' `substr` counts.
+    pub start_char: usize,
+    pub end_char: usize,
+}
+
+/// Everything chunking produces for one file.
+#[derive(Debug, Clone)]
+pub struct Chunked {
+    pub extracted_text: String,
+    pub chunks: Vec<Chunk>,
+    /// The template that made the chunks' `embed_input`, recorded in their metadata.
+    pub embed_template: Arc<str>,
+}
+
+/// The cl100k_base tokenizer (OpenAI's embedding models), built once per process: loading
+/// its 100k-entry vocabulary takes a noticeable fraction of a second.
+pub fn cl100k() -> Result<Arc<CoreBPE>, String> {
+    static BPE: std::sync::OnceLock<Result<Arc<CoreBPE>, String>> = std::sync::OnceLock::new();
+    BPE.get_or_init(|| {
+        tiktoken_rs::cl100k_base()
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+}
+
+/// Counts tokens the way the embedding model will, so a chunk of `max_tokens` is exactly
+/// what the model accepts.
+#[derive(Clone)]
+pub enum Tokenizer {
+    /// OpenAI's embedding models.
+    Cl100k(Arc<CoreBPE>),
+    /// The in-process model; counts include its [CLS] and [SEP] tokens.
+    Local(Arc<LocalModel>),
+}
+
+impl Tokenizer {
+    pub fn cl100k() -> Result<Self, String> {
+        cl100k().map(Tokenizer::Cl100k)
+    }
+
+    pub fn count(&self, text: &str) -> usize {
+        match self {
+            Tokenizer::Cl100k(bpe) => bpe.encode_ordinary(text).len(),
+            Tokenizer::Local(model) => model.count_tokens(text),
+        }
+    }
+}
+
+impl ChunkSizer for Tokenizer {
+    fn size(&self, chunk: &str) -> usize {
+        self.count(chunk)
+    }
+}
+
+/// Chunker shared by all files in flight; building the tokenizer is the expensive part.
+#[derive(Clone)]
+pub struct Chunker {
+    tokenizer: Tokenizer,
+    max_tokens: usize,
+    overlap_tokens: usize,
+    template: Template,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("chunking configuration rejected: {0}")]
+pub struct ChunkerError(String);
+
+/// `chunking.embed_template`, checked once: `{content}` exactly once, `{heading}` at most
+/// once.
+#[derive(Clone)]
+struct Template(Arc<str>);
+
+impl Template {
+    fn parse(text: &str) -> Result<Self, ChunkerError> {
+        if text.matches("{content}").count() != 1 || text.matches("{heading}").count() > 1 {
+            return Err(ChunkerError(format!(
+                "chunking.embed_template must contain {{content}} once and {{heading}} at \
+                 most once (got {text:?})"
+            )));
+        }
+        Ok(Self(text.into()))
+    }
+
+    /// What is embedded for `content` under `context`.
+    fn fill(&self, context: &str, content: &str) -> String {
+        if context.is_empty() || !self.0.contains("{heading}") {
+            return content.to_string();
+        }
+        // Replaced in one pass, so a heading that itself reads "{content}" stays text.
+        let (before, after) = self.0.split_once("{content}").unwrap_or((&self.0, ""));
+        format!(
+            "{}{content}{}",
+            before.replace("{heading}", context),
+            after.replace("{heading}", context)
+        )
+    }
+}
+
+impl Chunker {
+    pub fn new(settings: &ChunkingSettings, tokenizer: Tokenizer) -> Result<Self, ChunkerError> {
+        if settings.max_tokens == 0 || settings.overlap_tokens >= settings.max_tokens {
+            return Err(ChunkerError(format!(
+                "chunking.overlap_tokens ({}) must be smaller than chunking.max_tokens ({})",
+                settings.overlap_tokens, settings.max_tokens
+            )));
+        }
+        Ok(Self {
+            tokenizer,
+            max_tokens: settings.max_tokens,
+            overlap_tokens: settings.overlap_tokens,
+            template: Template::parse(&settings.embed_template)?,
+        })
+    }
+
+    /// Tokens of `text` as the embedding model counts them.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer.count(text)
+    }
+
+    /// Splits a document into chunks that follow its structure (see `pack`): sections are
+    /// kept whole where they fit, a heading always travels with the text under it, and the
+    /// heading path is embedded with the text.
+    pub fn chunk(&self, doc: &Document) -> Chunked {
+        let mut extracted_text = String::new();
+        let mut section_starts = Vec::with_capacity(doc.sections.len());
+        for (i, section) in doc.sections.iter().enumerate() {
+            if i > 0 {
+                extracted_text.push_str(SECTION_SEPARATOR);
+            }
+            section_starts.push(extracted_text.len());
+            extracted_text.push_str(&section.text);
+        }
+        let from = match doc.format {
+            Format::Markdown => front_matter_len(&extracted_text),
+            _ => 0,
+        };
+        let headings = outline::headings(doc, &extracted_text, &section_starts, from);
+        let pieces = pack::Packer {
+            chunker: self,
+            text: &extracted_text,
+            markdown: doc.format.has_headings(),
+        }
+        .pack(from, &headings);
+
+        let page_at = |byte: usize| {
+            let section = section_starts.partition_point(|&s| s <= byte).max(1) - 1;
+            doc.sections.get(section).and_then(|s| s.page)
+        };
+        // Byte → char offsets, walked forward once: pieces start in order.
+        let mut chars_before = 0usize;
+        let mut bytes_seen = 0usize;
+        let chunks = pieces
+            .into_iter()
+            .enumerate()
+            .map(|(index, piece)| {
+                chars_before += extracted_text[bytes_seen..piece.start].chars().count();
+                bytes_seen = piece.start;
+                let content = &extracted_text[piece.start..piece.end];
+                let context = piece.context.join(HEADING_SEPARATOR);
+                let embed_input = self.template.fill(&context, content);
+                let (first, last) = (page_at(piece.start), page_at(piece.end - 1));
+                Chunk {
+                    index: index as i32,
+                    content: content.to_string(),
+                    page_number: first,
+                    last_page: last.filter(|_| last != first),
+                    heading: Some(piece.heading.join(HEADING_SEPARATOR)).filter(|h| !h.is_empty()),
+                    context: Some(context).filter(|c| !c.is_empty() && embed_input != content),
+                    token_count: self.count_tokens(&embed_input) as i32,
+                    embed_input,
+                    start_char: chars_before,
+                    end_char: chars_before + content.chars().count(),
+                }
+            })
+            .collect();
+        Chunked {
+            extracted_text,
+            chunks,
+            embed_template: self.template.0.clone(),
+        }
+    }
+}
+
+/// Between the titles of a heading path.
+const HEADING_SEPARATOR: &str = " > ";
+
+/// YAML/TOML front matter is metadata, not content to embed: its length, or 0.
+fn front_matter_len(text: &str) -> usize {
+    for fence in ["---", "+++"] {
+        if let Some(rest) = text.strip_prefix(fence).and_then(|r| r.strip_prefix('\n')) {
+            let closing = format!("\n{fence}\n");
+            if let Some(end) = rest.find(&closing) {
+                return fence.len() + 1 + end + closing.len();
+            }
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{Heading as Mark, Section};
+
+    const TEMPLATE: &str = "{heading}\n\n{content}";
+
+    fn chunker(max: usize, overlap: usize) -> Chunker {
+        Chunker::new(
+            &ChunkingSettings {
+                max_tokens: max,
+                overlap_tokens: overlap,
+                embed_template: TEMPLATE.into(),
+            },
+            Tokenizer::cl100k().unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn doc(format: Format, text: &str) -> Document {
+        Document {
+            format,
+            sections: vec![Section::new(text.into(), None)],
+        }
+    }
+
+    /// What every chunking must hold: offsets point at `content`, `content` is the text as
+    /// extracted (never the template's additions), `embed_input` is the template filled
+    /// with the context, `token_count` counts it and stays within the budget.
+    fn check(out: &Chunked, max: usize) {
+        let chars: Vec<char> = out.extracted_text.chars().collect();
+        for (i, ch) in out.chunks.iter().enumerate() {
+            assert_eq!(ch.index, i as i32);
+            let slice: String = chars[ch.start_char..ch.end_char].iter().collect();
+            assert_eq!(slice, ch.content, "offsets must point at the chunk");
+            let expected = match &ch.context {
+                Some(context) => {
+                    assert!(!ch.content.starts_with(&format!("{context}\n\n")), "{ch:?}");
+                    format!("{context}\n\n{}", ch.content)
+                }
+                None => ch.content.clone(),
+            };
+            assert_eq!(ch.embed_input, expected);
+            let tokens = Tokenizer::cl100k().unwrap().count(&ch.embed_input);
+            assert_eq!(ch.token_count as usize, tokens);
+            assert!(tokens <= max, "{tokens} > {max}: {ch:?}");
+        }
+    }
+
+    #[test]
+    fn chunks_respect_token_limit_pages_and_offsets() {
+        let c = chunker(20, 5);
+        let sentence = "The quick brown fox jumps over the lazy dog near the river bank. ";
+        let doc = Document {
+            format: Format::PlainText,
+            sections: vec![
+                Section::new(sentence.repeat(6), Some(1)),
+                Section::new("Ünïcödé page two text.".into(), Some(2)),
+            ],
+        };
+        let out = c.chunk(&doc);
+        assert!(out.chunks.len() > 3);
+        check(&out, 20);
+        let last = out.chunks.last().unwrap();
+        assert_eq!(last.page_number, Some(2));
+        assert_eq!(last.content, "Ünïcödé page two text.");
+        assert!(out.chunks[0].page_number == Some(1) && out.chunks[0].context.is_none());
+    }
+
+    #[test]
+    fn markdown_chunks_carry_headings_and_skip_front_matter() {
+        let c = chunker(40, 0);
+        let md =
+            "---\ntitle: secret metadata\n---\n# Alpha\n\nFirst section body text.\n\n## Beta\n\n"
+                .to_string()
+                + &"Beta body sentence number one goes here. ".repeat(8);
+        let out = c.chunk(&doc(Format::Markdown, &md));
+        check(&out, 40);
+        assert!(out
+            .chunks
+            .iter()
+            .all(|c| !c.content.contains("secret metadata")));
+        assert_eq!(out.chunks[0].heading.as_deref(), Some("Alpha"));
+        assert!(out.chunks[0].content.starts_with("# Alpha"));
+        let last = out.chunks.last().unwrap();
+        assert_eq!(last.heading.as_deref(), Some("Alpha > Beta"));
+        assert_eq!(last.context.as_deref(), Some("Alpha > Beta"));
+    }
+
+    /// A question whose answer runs over several chunks: the first starts at the question,
+    /// none ends with it, and every later one embeds the question above its text.
+    #[test]
+    fn a_heading_followed_by_a_long_section() {
+        let c = chunker(48, 8);
+        let answer = "Tides follow the moon, which pulls the sea towards it as it passes. ";
+        let md = format!(
+            "# Harbour FAQ\n\n## When is high tide?\n\n{}\n\n## Where do ferries leave?\n\nPier 3.\n",
+            answer.repeat(8)
+        );
+        let out = c.chunk(&doc(Format::Markdown, &md));
+        check(&out, 48);
+        let tide: Vec<&Chunk> = out
+            .chunks
+            .iter()
+            .filter(|c| c.heading.as_deref() == Some("Harbour FAQ > When is high tide?"))
+            .collect();
+        assert!(tide.len() >= 3, "{tide:#?}");
+        // The top heading, which has no text of its own, joins the first question.
+        assert!(tide[0]
+            .content
+            .starts_with("# Harbour FAQ\n\n## When is high tide?\n\nTides"));
+        for later in &tide[1..] {
+            assert!(later.content.starts_with("Tides") || later.content.starts_with("moon"));
+            assert!(later
+                .embed_input
+                .starts_with("Harbour FAQ > When is high tide?\n\n"));
+        }
+        for chunk in &out.chunks {
+            let last_line = chunk.content.lines().last().unwrap();
+            assert!(
+                !last_line.starts_with('#'),
+                "a chunk ends with a heading: {chunk:?}"
+            );
+        }
+        let ferries = out.chunks.last().unwrap();
+        assert_eq!(ferries.content, "## Where do ferries leave?\n\nPier 3.");
+        assert_eq!(
+            ferries.embed_input,
+            "Harbour FAQ\n\n## Where do ferries leave?\n\nPier 3."
+        );
+    }
+
+    #[test]
+    fn small_sections_share_a_chunk_and_a_fitting_section_stays_whole() {
+        let c = chunker(60, 0);
+        let md = "# FAQ\n\n## Why?\n\nBecause.\n\n## How?\n\nCarefully.\n\n## Who?\n\n".to_string()
+            + &"Everyone who ever sailed from the harbour at dawn. ".repeat(5);
+        let out = c.chunk(&doc(Format::Markdown, &md));
+        check(&out, 60);
+        assert_eq!(out.chunks.len(), 2, "{:#?}", out.chunks);
+        assert_eq!(
+            out.chunks[0].content,
+            "# FAQ\n\n## Why?\n\nBecause.\n\n## How?\n\nCarefully."
+        );
+        assert_eq!(out.chunks[0].context, None);
+        assert!(out.chunks[1].content.starts_with("## Who?"));
+        assert!(out.chunks[1].content.ends_with("at dawn."));
+        assert_eq!(out.chunks[1].context.as_deref(), Some("FAQ"));
+    }
+
+    /// A PDF heading printed at the foot of a page, its answer on the next: one chunk, from
+    /// the heading, on both pages.
+    #[test]
+    fn a_heading_at_a_page_break() {
+        let c = chunker(40, 0);
+        let page1 = "Intro text on the first page of the manual, long enough to stand alone here \
+                     and too long to share a chunk with the next section.\n2.1 What is a berth?";
+        let heading_at = page1.find("2.1").unwrap();
+        let sections = vec![
+            Section {
+                text: page1.into(),
+                page: Some(1),
+                headings: vec![Mark {
+                    offset: heading_at,
+                    len: page1.len() - heading_at,
+                    level: 2,
+                }],
+            },
+            Section::new("A place where a ship is moored.".into(), Some(2)),
+        ];
+        let out = c.chunk(&Document {
+            format: Format::Pdf,
+            sections,
+        });
+        check(&out, 40);
+        let berth = out.chunks.last().unwrap();
+        assert_eq!(
+            berth.content,
+            "2.1 What is a berth?\n\nA place where a ship is moored."
+        );
+        assert_eq!((berth.page_number, berth.last_page), (Some(1), Some(2)));
+        assert_eq!(berth.heading.as_deref(), Some("2.1 What is a berth?"));
+        assert!(!out.chunks[0].content.contains("berth"));
+    }
+
+    #[test]
+    fn templates_are_checked_and_can_leave_the_heading_out() {
+        let settings = |t: &str| ChunkingSettings {
+            max_tokens: 50,
+            overlap_tokens: 0,
+            embed_template: t.into(),
+        };
+        let tk = || Tokenizer::cl100k().unwrap();
+        for bad in [
+            "{heading}",
+            "{content}{content}",
+            "{heading}{heading}{content}",
+        ] {
+            let err = Chunker::new(&settings(bad), tk()).err().unwrap();
+            assert!(err.to_string().contains("chunking.embed_template"), "{err}");
+        }
+        let c = Chunker::new(&settings("{content}"), tk()).unwrap();
+        let out = c.chunk(&doc(
+            Format::Markdown,
+            "# A\n\n## B\n\ntext\n\n## C\n\nmore",
+        ));
+        assert!(out
+            .chunks
+            .iter()
+            .all(|c| c.context.is_none() && c.embed_input == c.content));
+        let c = Chunker::new(&settings("Section: {heading}. {content}"), tk()).unwrap();
+        let out = c.chunk(&doc(
+            Format::Markdown,
+            &format!("# A\n\n## B\n\n{}", "word ".repeat(80)),
+        ));
+        let last = out.chunks.last().unwrap();
+        assert_eq!(
+            last.embed_input,
+            format!("Section: A > B. {}", last.content)
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Cutting a document into chunks along its headings. The rules, in order:
+//!
+//! 1. The text is read as sections: a heading and the text up to the next heading (text
+//!    before the first heading is a section without one). A heading with no text of its own
+//!    before the next heading joins that next section, so a heading never stands alone.
+//! 2. A section that fits the budget is one chunk, with what is embedded counted: the
+//!    heading path above it, then its text. Consecutive small sections share a chunk while
+//!    together they fit; their shared heading path is what is embedded above them.
+//! 3. A section that does not fit is split (text-splitter, at paragraph, then sentence, then
+//!    word boundaries, with the configured overlap). Its first chunk starts at its heading;
+//!    every later chunk has the section's full heading path embedded above it, so that it
+//!    still knows which question it answers.
+//!
+//! No chunk ever ends with a heading whose text is in the next chunk, and no chunk overlaps
+//! a neighbouring section: overlap is only between the parts of one split section.
+
+use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+
+use super::outline::Heading;
+use super::Chunker;
+
+/// Tokens kept free beyond what the parts measure on their own: a tokenizer may count the
+/// text around a join differently from its two halves.
+const SLACK: usize = 4;
+
+/// A chunk's byte range in the document's text, the heading path embedded above it, and the
+/// heading path in force where it starts.
+#[derive(Debug)]
+pub(super) struct Piece {
+    pub start: usize,
+    pub end: usize,
+    pub context: Vec<String>,
+    pub heading: Vec<String>,
+}
+
+/// A section: `text[start..body]` is its heading (empty for text before any heading),
+/// `text[body..end]` its text.
+#[derive(Debug)]
+struct Section {
+    start: usize,
+    body: usize,
+    end: usize,
+    /// The section's heading path (its own title last); empty without a heading.
+    path: Vec<String>,
+    /// The heading path above its heading line(s), which are in its text already.
+    parent: Vec<String>,
+}
+
+pub(super) struct Packer<'a> {
+    pub chunker: &'a Chunker,
+    pub text: &'a str,
+    /// Whether the text is Markdown (split by its own structure: lists, code blocks).
+    pub markdown: bool,
+}
+
+impl Packer<'_> {
+    pub fn pack(&self, from: usize, headings: &[Heading]) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        // Sections that fit, waiting to be joined with the next ones: (start, end, context,
+        // heading of the first).
+        let mut group: Option<Piece> = None;
+        for section in self.sections(from, headings) {
+            let parent = section.parent.clone();
+            if self.fits(&parent, section.start, section.end) {
+                if let Some(g) = group.as_mut() {
+                    let shared = common_prefix(&g.context, &parent);
+                    if self.fits(&shared, g.start, section.end) {
+                        g.end = section.end;
+                        g.context = shared;
+                        continue;
+                    }
+                }
+                pieces.extend(group.take());
+                group = Some(Piece {
+                    start: section.start,
+                    end: section.end,
+                    context: parent,
+                    heading: section.path.clone(),
+                });
+            } else {
+                pieces.extend(group.take());
+                self.split(&section, &mut pieces);
+            }
+        }
+        pieces.extend(group);
+        pieces
+            .into_iter()
+            .filter_map(|p| self.trimmed(p))
+            .flat_map(|p| self.within_budget(p))
+            .collect()
+    }
+
+    /// The document's sections from `from` on, heading-only ones joined to the next.
+    fn sections(&self, from: usize, headings: &[Heading]) -> Vec<Section> {
+        let mut sections: Vec<Section> = Vec::new();
+        let first = headings.first().map_or(self.text.len(), |h| h.start);
+        if !self.text[from..first].trim().is_empty() {
+            sections.push(Section {
+                start: from,
+                body: from,
+                end: first,
+                path: Vec::new(),
+                parent: Vec::new(),
+            });
+        }
+        // A heading with nothing under it, waiting for the next section: where it starts
+        // and the path above it.
+        let mut pending: Option<(usize, Vec<String>)> = None;
+        for (i, h) in headings.iter().enumerate() {
+            let end = headings.get(i + 1).map_or(self.text.len(), |n| n.start);
+            let (start, parent) = pending
+                .take()
+                .unwrap_or_else(|| (h.start, h.path[..h.path.len() - 1].to_vec()));
+            if self.text[h.end.min(end)..end].trim().is_empty() && i + 1 < headings.len() {
+                pending = Some((start, parent));
+                continue;
+            }
+            sections.push(Section {
+                start,
+                body: h.end.min(end),
+                end,
+                path: h.path.clone(),
+                parent,
+            });
+        }
+        sections
+    }
+
+    /// Tokens embedded for `text[start..end]` under `context`.
+    fn tokens(&self, context: &[String], start: usize, end: usize) -> usize {
+        let content = self.text[start..end].trim();
+        let context = context.join(super::HEADING_SEPARATOR);
+        self.chunker
+            .count_tokens(&self.chunker.template.fill(&context, content))
+    }
+
+    fn fits(&self, context: &[String], start: usize, end: usize) -> bool {
+        self.tokens(context, start, end) <= self.chunker.max_tokens
+    }
+
+    /// Splits a section too large for one chunk (rule 3).
+    fn split(&self, section: &Section, pieces: &mut Vec<Piece>) {
+        let max = self.chunker.max_tokens;
+        let parent = section.parent.clone();
+        // Room left for text once the context is embedded: the first part also carries the
+        // heading line, the later ones the full path.
+        let reserve = self
+            .tokens(&parent, section.start, section.body)
+            .max(self.tokens(&section.path, section.body, section.body));
+        let (body, first_context, context, capacity) = if reserve * 2 <= max {
+            let capacity = (max - reserve).saturating_sub(SLACK).max(1);
+            (section.body, parent, section.path.clone(), capacity)
+        } else {
+            // A heading path as long as half the budget: the text is worth more room.
+            (section.start, Vec::new(), Vec::new(), max)
+        };
+        let parts = self.parts(&self.text[body..section.end], capacity);
+        for (i, (offset, part)) in parts.into_iter().enumerate() {
+            let first = i == 0;
+            pieces.push(Piece {
+                start: if first { section.start } else { body + offset },
+                end: body + offset + part.len(),
+                context: if first {
+                    first_context.clone()
+                } else {
+                    context.clone()
+                },
+                heading: section.path.clone(),
+            });
+        }
+    }
+
+    /// `text` split at the best boundaries into parts of at most `capacity` tokens, with
+    /// the configured overlap (never more than half a part): (byte offset, part).
+    fn parts<'t>(&self, text: &'t str, capacity: usize) -> Vec<(usize, &'t str)> {
+        let overlap = self.chunker.overlap_tokens.min(capacity / 2);
+        let config = ChunkConfig::new(capacity.max(1))
+            .with_overlap(overlap)
+            .expect("overlap is below capacity")
+            .with_sizer(self.chunker.tokenizer.clone());
+        if self.markdown {
+            MarkdownSplitter::new(config).chunk_indices(text).collect()
+        } else {
+            TextSplitter::new(config).chunk_indices(text).collect()
+        }
+    }
+
+    /// The piece without surrounding whitespace, or `None` if nothing is left.
+    fn trimmed(&self, mut piece: Piece) -> Option<Piece> {
+        let slice = &self.text[piece.start..piece.end];
+        let lead = slice.len() - slice.trim_start().len();
+        let trimmed = slice.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        piece.start += lead;
+        piece.end = piece.start + trimmed.len();
+        Some(piece)
+    }
+
+    /// The guarantee that no chunk exceeds the budget, whatever the tokenizer does at a
+    /// join: a piece over it loses its context, and if its text alone is still over, it is
+    /// split plainly.
+    fn within_budget(&self, mut piece: Piece) -> Vec<Piece> {
+        if self.fits(&piece.context, piece.start, piece.end) {
+            return vec![piece];
+        }
+        piece.context.clear();
+        if self.fits(&[], piece.start, piece.end) {
+            return vec![piece];
+        }
+        self.parts(&self.text[piece.start..piece.end], self.chunker.max_tokens)
+            .into_iter()
+            .map(|(offset, part)| Piece {
+                start: piece.start + offset,
+                end: piece.start + offset + part.len(),
+                context: Vec::new(),
+                heading: piece.heading.clone(),
+            })
+            .collect()
+    }
+}
+
+fn common_prefix(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter()
+        .zip(b)
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x.clone())
+        .collect()
+}
