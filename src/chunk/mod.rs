@@ -373,22 +373,31 @@ mod tests {
         );
     }
 
+    /// Each section its own chunk, however small: measured on the retrieval benchmark,
+    /// sharing chunks between small sections lowered hit@1 (each question's vector then
+    /// carries its neighbours' topics too).
     #[test]
-    fn small_sections_share_a_chunk_and_a_fitting_section_stays_whole() {
+    fn a_fitting_section_stays_whole_and_alone() {
         let c = chunker(60, 0);
         let md = "# FAQ\n\n## Why?\n\nBecause.\n\n## How?\n\nCarefully.\n\n## Who?\n\n".to_string()
             + &"Everyone who ever sailed from the harbour at dawn. ".repeat(5);
         let out = c.chunk(&doc(Format::Markdown, &md));
         check(&out, 60);
-        assert_eq!(out.chunks.len(), 2, "{:#?}", out.chunks);
+        let contents: Vec<(&str, Option<&str>)> = out
+            .chunks
+            .iter()
+            .map(|c| (c.content.as_str(), c.context.as_deref()))
+            .collect();
         assert_eq!(
-            out.chunks[0].content,
-            "# FAQ\n\n## Why?\n\nBecause.\n\n## How?\n\nCarefully."
+            contents[..2],
+            [
+                ("# FAQ\n\n## Why?\n\nBecause.", None),
+                ("## How?\n\nCarefully.", Some("FAQ"))
+            ]
         );
-        assert_eq!(out.chunks[0].context, None);
-        assert!(out.chunks[1].content.starts_with("## Who?"));
-        assert!(out.chunks[1].content.ends_with("at dawn."));
-        assert_eq!(out.chunks[1].context.as_deref(), Some("FAQ"));
+        assert_eq!(contents.len(), 3);
+        assert!(contents[2].0.starts_with("## Who?") && contents[2].0.ends_with("at dawn."));
+        assert_eq!(out.chunks[2].heading.as_deref(), Some("FAQ > Who?"));
     }
 
     /// A PDF heading printed at the foot of a page, its answer on the next: one chunk, from

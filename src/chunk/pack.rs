@@ -56,33 +56,18 @@ pub(super) struct Packer<'a> {
 impl Packer<'_> {
     pub fn pack(&self, from: usize, headings: &[Heading]) -> Vec<Piece> {
         let mut pieces = Vec::new();
-        // Sections that fit, waiting to be joined with the next ones: (start, end, context,
-        // heading of the first).
-        let mut group: Option<Piece> = None;
         for section in self.sections(from, headings) {
-            let parent = section.parent.clone();
-            if self.fits(&parent, section.start, section.end) {
-                if let Some(g) = group.as_mut() {
-                    let shared = common_prefix(&g.context, &parent);
-                    if self.fits(&shared, g.start, section.end) {
-                        g.end = section.end;
-                        g.context = shared;
-                        continue;
-                    }
-                }
-                pieces.extend(group.take());
-                group = Some(Piece {
+            if self.fits(&section.parent, section.start, section.end) {
+                pieces.push(Piece {
                     start: section.start,
                     end: section.end,
-                    context: parent,
+                    context: section.parent.clone(),
                     heading: section.path.clone(),
                 });
             } else {
-                pieces.extend(group.take());
                 self.split(&section, &mut pieces);
             }
         }
-        pieces.extend(group);
         pieces
             .into_iter()
             .filter_map(|p| self.trimmed(p))
@@ -219,12 +204,4 @@ impl Packer<'_> {
             })
             .collect()
     }
-}
-
-fn common_prefix(a: &[String], b: &[String]) -> Vec<String> {
-    a.iter()
-        .zip(b)
-        .take_while(|(x, y)| x == y)
-        .map(|(x, _)| x.clone())
-        .collect()
 }

@@ -30,7 +30,7 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
     };
     drop_running_lines(&mut pages);
     for page in &mut pages {
-        page.lines.retain(|l| !furniture::is_toc_line(&l.text));
+        drop_toc_lines(&mut page.lines);
     }
     let marks = headings::find(&pages, &outline);
     Ok(pages
@@ -343,6 +343,28 @@ fn drop_running_lines(pages: &mut [Page]) {
     }
 }
 
+/// Removes a table of contents from a page: its entries (dot leaders and a page label), the
+/// first line of an entry wrapped over two ("7.18 Why does the output from anova() depend
+/// on the" over "order of factors in the model? . . . 37"), and the blank lines left behind.
+fn drop_toc_lines(lines: &mut Vec<Line>) {
+    let toc: Vec<bool> = lines
+        .iter()
+        .map(|l| furniture::is_toc_line(&l.text))
+        .collect();
+    if !toc.contains(&true) {
+        return;
+    }
+    let wrapped =
+        |i: usize| toc.get(i + 1) == Some(&true) && headings::numbering(&lines[i].text).is_some();
+    let keep: Vec<bool> = (0..lines.len()).map(|i| !toc[i] && !wrapped(i)).collect();
+    let mut i = 0;
+    lines.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    lines.dedup_by(|b, a| a.text.is_empty() && b.text.is_empty());
+}
+
 /// Joins lines, undoing end-of-line hyphenation (`inter-` + `national` → `international`)
 /// when the next line continues in lower case; real hyphens before capitals or digits stay.
 /// Also returns where each line starts in the text (`None` for a line joined onto the one
@@ -422,6 +444,21 @@ mod tests {
         let mut two: Vec<Page> = (1..=2).map(|n| page(n, "Same\nSame body")).collect();
         drop_running_lines(&mut two);
         assert_eq!(two[0].lines.len(), 2);
+    }
+
+    #[test]
+    fn a_table_of_contents_goes_with_its_wrapped_entries() {
+        let mut toc = lines(
+            "Table of Contents\n\n1 Introduction . . . . . 1\n\n1.1 Legalese . . . . 1\n\
+             7.18 Why does the output from anova() depend on the\n\
+             order of factors in the model? . . . . . 37\nAn index of 1.1 terms\n\nEnd",
+        );
+        drop_toc_lines(&mut toc);
+        let text: Vec<&str> = toc.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            text,
+            ["Table of Contents", "", "An index of 1.1 terms", "", "End"]
+        );
     }
 
     /// A book: roman page labels in the front matter, then each chapter's title repeated

@@ -95,8 +95,11 @@ fn from_outline(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
                     }
                     // A long title wraps onto a second line.
                     let second = lines.get(i + 1).map(|l| squash(&l.text))?;
-                    (title.starts_with(&first) && shows(&(first + &second), &title))
-                        .then_some((p, i, 2))
+                    let words = first.trim_start_matches(|c: char| c.is_ascii_digit());
+                    (!words.is_empty()
+                        && title.starts_with(words)
+                        && shows(&(first.clone() + &second), &title))
+                    .then_some((p, i, 2))
                 })
             });
         if let Some((page, line, lines)) = found {
@@ -115,7 +118,7 @@ fn from_outline(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
 
 /// The section number a line starts with ("2.12 ", "3 ", "4.1. "): its depth, and whether
 /// a title follows it.
-fn numbering(text: &str) -> Option<u8> {
+pub(super) fn numbering(text: &str) -> Option<u8> {
     let t = text.trim_start();
     let number_len = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -243,8 +246,10 @@ mod tests {
             },
             OutlineEntry {
                 level: 2,
-                title: "2.1 What is it, and why would anyone want it?".into(),
-                page: 1, // pointing at the page before, as some producers do
+                // Without its number, as texinfo writes outlines; pointing at the page
+                // before, as some producers do.
+                title: "What is it, and why would anyone want it?".into(),
+                page: 1,
             },
             OutlineEntry {
                 level: 2,
