@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use crate::support::{model_dir, TestEnv};
 
-#[tokio::test]
-async fn questions_find_their_passage_with_the_local_model_and_fs_storage() {
-    let env = TestEnv::with_config(&format!(
+/// The fs backend and the local model, with small chunks so that documents span many.
+async fn local_env() -> TestEnv {
+    TestEnv::with_config(&format!(
         r#"
 [storage]
 backend = "fs"
@@ -27,7 +27,12 @@ overlap_tokens = 8
 "#,
         model_dir().display()
     ))
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn questions_find_their_passage_with_the_local_model_and_fs_storage() {
+    let env = local_env().await;
     let user = Uuid::new_v4();
     let fixtures = [
         "handbook.pdf",
@@ -162,4 +167,86 @@ overlap_tokens = 8
         assert!(top.similarity > 0.3, "{question}: {hits:#?}");
         assert!(usage.tokens > 0);
     }
+}
+
+/// A question heading after a long section: split by size alone (the first version), the
+/// heading ended one chunk and its answer began the next, and the question found its own
+/// heading. Now the heading starts the chunk of its answer, and the heading path is
+/// embedded with every later part of the answer.
+#[tokio::test]
+async fn a_question_finds_its_answer_across_what_was_a_chunk_boundary() {
+    let env = local_env().await;
+    let user = Uuid::new_v4();
+    let faq = format!(
+        "# Harbour FAQ\n\n## What do the harbour dues pay for?\n\n{}\n\n\
+         ## Can I moor overnight at the fuel pontoon?\n\n\
+         No. The fuel pontoon must stay clear for refuelling boats at all hours; \
+         visiting yachts moor on the visitors' pontoon by the lifeboat station instead. \
+         {}\n",
+        "The dues pay for dredging the channel, lighting the breakwater, the harbour \
+         master's office, the fresh water taps and the rubbish collection on the quay. "
+            .repeat(3),
+        "Rafting up is allowed there, three boats deep at most, bow to stern. ".repeat(4),
+    );
+    let path = env.dir.path().join("harbour-faq.md");
+    std::fs::write(&path, faq).unwrap();
+    let id = env.enqueue_path(user, &path).await;
+    for (_, outcome) in env.drain().await {
+        assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    }
+    // The heading starts its answer's chunk; no chunk ends with a heading.
+    let chunks: Vec<(String, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "select content, heading, metadata from document_chunks where file_id = $1
+         order by chunk_index",
+    )
+    .bind(id)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    for (content, _, _) in &chunks {
+        assert!(
+            !content.lines().last().unwrap().starts_with('#'),
+            "{chunks:#?}"
+        );
+    }
+    let question = "Can I moor overnight at the fuel pontoon?";
+    let later: Vec<_> = chunks
+        .iter()
+        .filter(|(c, h, _)| {
+            h.as_deref() == Some("Harbour FAQ > Can I moor overnight at the fuel pontoon?")
+                && !c.starts_with("##")
+        })
+        .collect();
+    assert!(!later.is_empty(), "the answer spans chunks: {chunks:#?}");
+    for (_, _, metadata) in later {
+        assert_eq!(
+            metadata["embed_heading"],
+            "Harbour FAQ > Can I moor overnight at the fuel pontoon?"
+        );
+        assert_eq!(metadata["embed_template"], "{heading}\n\n{content}");
+    }
+    let worker = &env.worker;
+    let (hits, _) = search(
+        &env.pool,
+        &worker.embedder,
+        &worker.settings.embedding,
+        &worker.chunker,
+        user,
+        Scope::User,
+        question,
+        0.0,
+        3,
+    )
+    .await
+    .unwrap();
+    // The answer ranks first: a chunk of the question's section with the answer's words.
+    assert_eq!(
+        hits[0].heading.as_deref(),
+        Some("Harbour FAQ > Can I moor overnight at the fuel pontoon?"),
+        "{hits:#?}"
+    );
+    assert!(
+        hits[0].content.contains("pontoon by the lifeboat station"),
+        "{hits:#?}"
+    );
 }
