@@ -50,9 +50,10 @@ def object_key(key, num):
     return hashlib.md5(key + struct.pack("<i", num)[:3] + b"\x00\x00").digest()[:10]
 
 
-def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_pages=None, to_unicode=None):
+def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_pages=None, to_unicode=None, outline=None):
     """pages: list of lists of text lines (an empty list makes a page with no text).
-    With user_password (possibly ""), streams are RC4-encrypted as the standard handler does."""
+    With user_password (possibly ""), streams are RC4-encrypted as the standard handler does.
+    outline: bookmarks as (title, page index) pairs, all at the top level."""
     objects = []  # bodies, object number = index + 1
     key = None
     if user_password is not None:
@@ -98,7 +99,22 @@ def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_p
             b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_obj, content, font)
         )
         kids.append(page)
-    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % pages_obj
+    outlines = b""
+    if outline:
+        root = add(None)
+        items = [add(None) for _ in outline]
+        for i, ((title, page_index), num) in enumerate(zip(outline, items)):
+            links = b""
+            if i > 0:
+                links += b" /Prev %d 0 R" % items[i - 1]
+            if i + 1 < len(items):
+                links += b" /Next %d 0 R" % items[i + 1]
+            objects[num - 1] = b"<< /Title (%s) /Parent %d 0 R /Dest [%d 0 R /XYZ 0 792 0]%s >>" % (
+                title.encode("cp1252"), root, kids[page_index], links)
+        objects[root - 1] = b"<< /Type /Outlines /First %d 0 R /Last %d 0 R /Count %d >>" % (
+            items[0], items[-1], len(items))
+        outlines = b" /Outlines %d 0 R" % root
+    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R%s >>" % (pages_obj, outlines)
     objects[pages_obj - 1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
         b" ".join(b"%d 0 R" % k for k in kids),
         len(kids),
@@ -189,6 +205,45 @@ def ligature_page():
     return b"\n".join(ops)
 
 
+def typeset_page(lines):
+    """lines: (font size, text) from the top of the page down; an empty text leaves a gap.
+    Each line is placed on its own, as word processors and TeX place them."""
+    ops, y = [], 740
+    for size, text in lines:
+        y -= size * 1.3 if text else size
+        if text:
+            esc = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(b"BT /F1 %d Tf 72 %d Td (%s) Tj ET" % (size, y, esc.encode("cp1252")))
+    return b"\n".join(ops)
+
+
+# A short FAQ typeset as a word processor would: a title, a table of contents with dot
+# leaders, a running header with the page number, headings set larger than the 11-point body,
+# and a question printed at the foot of page 2 whose answer is on page 3.
+FAQ_PAGES = [
+    [(20, "Harbour FAQ"), (11, ""), (14, "Contents"),
+     (11, "1 Moorings . . . . . . . . . . . . . . . . . . . . . . 2"),
+     (11, "1.1 Where can visitors moor? . . . . . . . . . . . . 2"),
+     (11, "1.2 When is the harbour office open? . . . . . . . 2"),
+     (11, "2 Fuel . . . . . . . . . . . . . . . . . . . . . . . . . 3"),
+     (11, "2.1 Where is the fuel pontoon? . . . . . . . . . . . 3")],
+    [(9, "Harbour FAQ 2"), (11, ""), (14, "1 Moorings"), (11, ""),
+     (12, "1.1 Where can visitors moor?"),
+     (11, "Visitors moor on the pontoon by the lifeboat station, rafted three deep."),
+     (11, "Pay the dues at the office before you leave the harbour."),
+     (11, ""), (11, ""), (11, ""),
+     (12, "1.2 When is the harbour office open?")],
+    [(9, "Harbour FAQ 3"), (11, ""),
+     (11, "The office opens at eight and closes at six, later in summer."),
+     (11, "Out of hours, ring the bell by the fuel pontoon."),
+     (11, ""), (14, "2 Fuel"), (11, ""),
+     (12, "2.1 Where is the fuel pontoon?"),
+     (11, "At the end of the north quay, below the harbour office.")],
+    [(9, "Harbour FAQ 4"), (11, ""),
+     (11, "Diesel is sold from seven in the morning; petrol only on request.")],
+]
+
+
 def two_column_page():
     """Left column at x=72, right column at x=320, written column by column (as LaTeX and
     word processors write them); each column is one paragraph wrapped over several lines."""
@@ -264,6 +319,11 @@ def main():
     (OUT / "restricted.pdf").write_bytes(pdf(HANDBOOK[1:2], compress=True, user_password=""))
     (OUT / "ligatures.pdf").write_bytes(pdf(None, raw_pages=[ligature_page()], to_unicode=LIGATURE_CMAP))
     (OUT / "two-column.pdf").write_bytes(pdf(None, raw_pages=[two_column_page()]))
+    faq = [typeset_page(p) for p in FAQ_PAGES]
+    (OUT / "faq-typeset.pdf").write_bytes(pdf(None, raw_pages=faq))
+    (OUT / "faq-outline.pdf").write_bytes(pdf(None, raw_pages=faq, outline=[
+        ("Moorings", 1), ("Where can visitors moor?", 1), ("When is the harbour office open?", 1),
+        ("Fuel", 2), ("Where is the fuel pontoon?", 2)]))
     (OUT / "report.docx").write_bytes(docx(
         [
             ("Title", "Harbour Operations Report"),

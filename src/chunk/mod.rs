@@ -435,6 +435,41 @@ mod tests {
         assert!(!out.chunks[0].content.contains("berth"));
     }
 
+    /// The same from a real PDF: the typeset fixture prints question 1.2 at the foot of page
+    /// 2 and answers it on page 3.
+    #[test]
+    fn a_pdf_question_at_the_foot_of_a_page_keeps_its_answer() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/faq-typeset.pdf");
+        let doc = crate::extract::extract(&std::fs::read(path).unwrap(), "faq.pdf", None, 1 << 20)
+            .unwrap();
+        let out = chunker(64, 8).chunk(&doc);
+        check(&out, 64);
+        let office = out
+            .chunks
+            .iter()
+            .find(|c| {
+                c.content
+                    .starts_with("1.2 When is the harbour office open?")
+            })
+            .unwrap();
+        assert!(
+            office.content.contains("The office opens at eight"),
+            "{office:?}"
+        );
+        assert_eq!((office.page_number, office.last_page), (Some(2), Some(3)));
+        assert_eq!(office.context.as_deref(), Some("1 Moorings"));
+        let diesel = out
+            .chunks
+            .iter()
+            .find(|c| c.content.contains("Diesel"))
+            .unwrap();
+        assert_eq!(
+            diesel.heading.as_deref(),
+            Some("2 Fuel > 2.1 Where is the fuel pontoon?")
+        );
+    }
+
     #[test]
     fn templates_are_checked_and_can_leave_the_heading_out() {
         let settings = |t: &str| ChunkingSettings {

@@ -31,6 +31,12 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
     drop_running_lines(&mut pages);
     for page in &mut pages {
         drop_toc_lines(&mut page.lines);
+        // Blank lines that stood between dropped furniture and the text.
+        let lead = page.lines.iter().take_while(|l| l.text.is_empty()).count();
+        page.lines.drain(..lead);
+        while page.lines.last().is_some_and(|l| l.text.is_empty()) {
+            page.lines.pop();
+        }
     }
     let marks = headings::find(&pages, &outline);
     Ok(pages
@@ -459,6 +465,63 @@ mod tests {
             text,
             ["Table of Contents", "", "An index of 1.1 terms", "", "End"]
         );
+    }
+
+    /// Headings of the typeset fixture, found with and without its outline: (page, level,
+    /// heading text).
+    fn headings_of(name: &str) -> Vec<(i32, u8, String)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        let sections = extract(&std::fs::read(path).unwrap()).unwrap();
+        let text: String = sections.iter().map(|s| s.text.as_str()).collect();
+        assert!(!text.contains(". . ."), "table of contents left: {text}");
+        assert!(
+            !text.contains("Harbour FAQ 2"),
+            "running header left: {text}"
+        );
+        assert!(text.contains("Diesel is sold"), "{text}");
+        sections
+            .iter()
+            .flat_map(|s| {
+                s.headings.iter().map(|h| {
+                    let line = s.text[h.offset..h.offset + h.len].to_string();
+                    (s.page.unwrap(), h.level, line)
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pdf_with_an_outline_and_one_without() {
+        let expected = |title_level: Option<u8>| {
+            let mut v: Vec<(i32, u8, String)> = Vec::new();
+            if let Some(level) = title_level {
+                v.push((1, level, "Harbour FAQ".into()));
+                v.push((1, 2, "Contents".into()));
+            }
+            v.extend([
+                (2, 1, "1 Moorings".to_string()),
+                (2, 2, "1.1 Where can visitors moor?".to_string()),
+                (2, 2, "1.2 When is the harbour office open?".to_string()),
+                (3, 1, "2 Fuel".to_string()),
+                (3, 2, "2.1 Where is the fuel pontoon?".to_string()),
+            ]);
+            v
+        };
+        // The outline names the sections (without their numbers): those, at its levels.
+        let with_outline = headings_of("faq-outline.pdf");
+        let outline: Vec<_> = expected(None).into_iter().map(|(p, _, t)| (p, t)).collect();
+        assert_eq!(
+            with_outline
+                .iter()
+                .map(|(p, _, t)| (*p, t.clone()))
+                .collect::<Vec<_>>(),
+            outline
+        );
+        assert!(with_outline.iter().all(|(_, level, _)| *level == 1));
+        // Without: the larger type and the section numbers.
+        assert_eq!(headings_of("faq-typeset.pdf"), expected(Some(1)));
     }
 
     /// A book: roman page labels in the front matter, then each chapter's title repeated
