@@ -499,11 +499,15 @@ impl Embedder {
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("ragworker_embedding_requests_total", "outcome" => "ok").increment(1);
         metrics::counter!("ragworker_embedding_tokens_total").increment(embedded.tokens);
-        Ok(embedded
+        embedded
             .vectors
             .iter()
-            .map(|v| HalfVector::from_f32_slice(v))
-            .collect())
+            .enumerate()
+            .map(|(index, v)| {
+                let vector: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+                check_values(index, &vector).map(|()| HalfVector::from(vector))
+            })
+            .collect()
     }
 
     /// One HTTP request; returns the vectors with their `index` and the tokens billed.
@@ -625,6 +629,7 @@ pub fn order_by_index(
                 vector.len()
             )));
         }
+        check_values(index as usize, &vector)?;
         let slot = slots.get_mut(index as usize).ok_or_else(|| {
             EmbedError::BadResponse(format!(
                 "embedding index {index} out of range for {expected} inputs"
@@ -638,6 +643,23 @@ pub fn order_by_index(
     }
     // Every slot is filled: the count matched and no index repeated.
     Ok(slots.into_iter().flatten().collect())
+}
+
+/// A vector that cannot be searched is the provider's fault, never stored: NaN or infinite
+/// values (recent Ollama versions answer NaN for some inputs; a value beyond half
+/// precision's range becomes infinite), or all zeros, whose cosine similarity is undefined.
+fn check_values(index: usize, vector: &[f16]) -> Result<(), EmbedError> {
+    if vector.iter().any(|x| !x.is_finite()) {
+        return Err(EmbedError::BadResponse(format!(
+            "the embedding of chunk {index} has NaN or infinite values (a provider bug; nothing was stored)"
+        )));
+    }
+    if vector.iter().all(|x| x.to_f32() == 0.0) {
+        return Err(EmbedError::BadResponse(format!(
+            "the embedding of chunk {index} is all zeros (a provider bug; nothing was stored)"
+        )));
+    }
+    Ok(())
 }
 
 /// base64 of little-endian f32s, straight to f16.

@@ -157,6 +157,39 @@ async fn malformed_responses_fail_the_file_clearly() {
     );
 }
 
+/// NaN (recent Ollama) and all-zero vectors would poison every search that meets them:
+/// the provider's error, the file failed with the reason, nothing stored, the tokens billed.
+#[tokio::test]
+async fn nan_and_zero_vectors_are_rejected_never_stored() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    for (fault, reason) in [
+        (Fault::NanVector, "has NaN or infinite values"),
+        (Fault::ZeroVector, "is all zeros"),
+    ] {
+        env.fake.push_faults([fault]);
+        let id = env.enqueue(user, "notes.txt").await;
+        env.worker.run_once().await.unwrap();
+        let row = env.file(id).await;
+        assert_eq!(row.status, "failed");
+        let error = row.last_error.unwrap();
+        assert!(
+            error.starts_with(
+                "embedding API returned an unusable response: the embedding of chunk 0"
+            ) && error.contains(reason),
+            "{error}"
+        );
+        assert_eq!(env.chunk_count(id).await, 0);
+    }
+    let recorded = env
+        .count(
+            "select coalesce(sum(tokens_used), 0)::bigint from usage_logs where user_id = $1",
+            user,
+        )
+        .await;
+    assert_eq!(recorded as u64, env.fake.billed_tokens());
+}
+
 #[tokio::test]
 async fn slow_answers_time_out_and_are_retried() {
     let env = TestEnv::with_config("[embedding]\nrequest_timeout_secs = 1").await;

@@ -1,7 +1,8 @@
 //! The zero-account setup end to end: the fs storage backend and the in-process model, no
 //! S3 and no embeddings API. A question finds the passage that answers it.
 
-use ragworker::search::{search, Scope};
+use ragworker::embed::Usage;
+use ragworker::search::{search, Hit, Scope};
 use ragworker::worker::Outcome;
 use uuid::Uuid;
 
@@ -28,6 +29,24 @@ overlap_tokens = 8
         model_dir().display()
     ))
     .await
+}
+
+/// The user's three best chunks for a question, and what embedding it cost.
+async fn ask(env: &TestEnv, user: Uuid, question: &str) -> (Vec<Hit>, Usage) {
+    let worker = &env.worker;
+    search(
+        &env.pool,
+        &worker.embedder,
+        &worker.settings.embedding,
+        &worker.chunker,
+        user,
+        Scope::User,
+        question,
+        0.0,
+        3,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -136,21 +155,8 @@ async fn questions_find_their_passage_with_the_local_model_and_fs_storage() {
             None,
         ),
     ];
-    let worker = &env.worker;
     for (question, file, page, answer, heading) in cases {
-        let (hits, usage) = search(
-            &env.pool,
-            &worker.embedder,
-            &worker.settings.embedding,
-            &worker.chunker,
-            user,
-            Scope::User,
-            question,
-            0.0,
-            3,
-        )
-        .await
-        .unwrap();
+        let (hits, usage) = ask(&env, user, question).await;
         let top = &hits[0];
         assert_eq!(top.file_name, file, "{question}: {hits:#?}");
         assert!(top.content.contains(answer), "{question}: {hits:#?}");
@@ -225,20 +231,7 @@ async fn a_question_finds_its_answer_across_what_was_a_chunk_boundary() {
         );
         assert_eq!(metadata["embed_template"], "{heading}\n\n{content}");
     }
-    let worker = &env.worker;
-    let (hits, _) = search(
-        &env.pool,
-        &worker.embedder,
-        &worker.settings.embedding,
-        &worker.chunker,
-        user,
-        Scope::User,
-        question,
-        0.0,
-        3,
-    )
-    .await
-    .unwrap();
+    let (hits, _) = ask(&env, user, question).await;
     // The answer ranks first: a chunk of the question's section with the answer's words.
     assert_eq!(
         hits[0].heading.as_deref(),

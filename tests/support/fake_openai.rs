@@ -40,6 +40,10 @@ pub enum Fault {
     WrongDimension,
     /// 200 with one vector fewer than inputs.
     MissingVector,
+    /// 200 with NaN in the first input's vector (as recent Ollama versions answer).
+    NanVector,
+    /// 200 with the first input's vector all zeros.
+    ZeroVector,
 }
 
 #[derive(Default)]
@@ -398,7 +402,14 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
         .iter()
         .enumerate()
         .map(|(index, text)| {
-            let v = embed_text(text, dims);
+            let mut v = embed_text(text, dims);
+            match fault {
+                // JSON has no NaN: the float form carries null, which fails to parse, so the
+                // fault is only faithful in base64, the default.
+                Some(Fault::NanVector) if index == 0 => v[1] = f32::NAN,
+                Some(Fault::ZeroVector) if index == 0 => v.fill(0.0),
+                _ => {}
+            }
             let embedding = if base64 {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 json!(base64::engine::general_purpose::STANDARD.encode(bytes))
