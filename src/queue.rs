@@ -24,9 +24,12 @@ use crate::config::QueueSettings;
 pub struct Lease {
     pub file_id: Uuid,
     pub worker_id: Arc<str>,
-    /// The file's `attempts` value this claim set; a later claim increments it, so a stale
-    /// worker's lease no longer matches even if the worker id is reused.
+    /// The file's `attempts` after this claim: the retry budget spent, for decisions and
+    /// reports. Not a fence: a release refunds it and a re-embed resets it.
     pub attempt: i32,
+    /// The file's `claim_seq` this claim set, which only ever grows: every transition is
+    /// fenced on it, so a stale lease never matches a later claim, whoever made it.
+    pub claim: i64,
 }
 
 /// A file this worker has claimed, with what processing it needs.
@@ -42,6 +45,7 @@ pub struct ClaimedFile {
     pub mime_type: Option<String>,
     pub file_size: Option<i64>,
     pub attempts: i32,
+    pub claim_seq: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +118,7 @@ impl Queue {
                     file_id: f.id,
                     worker_id: self.worker_id.clone(),
                     attempt: f.attempts,
+                    claim: f.claim_seq,
                 };
                 (f, lease)
             })
@@ -295,14 +300,14 @@ pub fn retry_delay(settings: &QueueSettings, attempt: i32, jitter: bool) -> Dura
 }
 
 /// A transition out of (or within) `processing`: `sql` is fenced on `$1` file id, `$2`
-/// worker id and `$3` attempt, which are bound here; further parameters follow. Unnamed
+/// worker id and `$3` claim sequence, which are bound here; further parameters follow. Unnamed
 /// (see the module comment), so it must run inside a transaction.
 fn transition<'q>(sql: &'q str, lease: &'q Lease) -> Query<'q, Postgres, PgArguments> {
     sqlx::query(sql)
         .persistent(false)
         .bind(lease.file_id)
         .bind(&*lease.worker_id)
-        .bind(lease.attempt)
+        .bind(lease.claim)
 }
 
 fn fenced(rows_affected: u64) -> Result<(), QueueError> {

@@ -71,6 +71,8 @@ export const files = pgTable(
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
     processedAt: timestamp('processed_at', { withTimezone: true }),
+    // The fencing token of the current claim; written by ragworker only (reset on insert).
+    claimSeq: bigint('claim_seq', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
     index('files_claimable_pending_idx')

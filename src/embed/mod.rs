@@ -701,20 +701,35 @@ mod tests {
     #[test]
     fn vectors_are_ordered_by_index_and_checked() {
         let v = |x: f32| vec![f16::from_f32(x); 2];
-        let out = order_by_index(vec![(1, v(1.0)), (0, v(0.0))], 2, 2).unwrap();
-        assert_eq!(out[0].to_vec()[0], f16::from_f32(0.0));
+        let out = order_by_index(vec![(1, v(1.0)), (0, v(0.5))], 2, 2).unwrap();
+        assert_eq!(out[0].to_vec()[0], f16::from_f32(0.5));
         assert_eq!(out[1].to_vec()[0], f16::from_f32(1.0));
-        let err = order_by_index(vec![(0, v(0.0))], 2, 2).unwrap_err();
+        let err = order_by_index(vec![(0, v(0.5))], 2, 2).unwrap_err();
         assert!(
             err.to_string().contains("1 embeddings for 2 inputs"),
             "{err}"
         );
-        let err = order_by_index(vec![(0, vec![f16::ZERO; 3])], 1, 2).unwrap_err();
+        let err = order_by_index(vec![(0, vec![f16::ONE; 3])], 1, 2).unwrap_err();
         assert!(err.to_string().contains("dimension 3"), "{err}");
-        let err = order_by_index(vec![(0, v(0.0)), (0, v(0.0))], 2, 2).unwrap_err();
+        let err = order_by_index(vec![(0, v(0.5)), (0, v(0.5))], 2, 2).unwrap_err();
         assert!(err.to_string().contains("appears twice"), "{err}");
-        let err = order_by_index(vec![(5, v(0.0))], 1, 2).unwrap_err();
+        let err = order_by_index(vec![(5, v(0.5))], 1, 2).unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
+        for (bad, reason) in [
+            (vec![f16::ONE, f16::NAN], "NaN or infinite"),
+            (vec![f16::INFINITY, f16::ONE], "NaN or infinite"),
+            (vec![f16::ZERO, f16::NEG_ZERO], "all zeros"),
+        ] {
+            let err = order_by_index(vec![(0, v(0.5)), (1, bad)], 2, 2).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "chunk 1 {}",
+                    if reason == "all zeros" { "is" } else { "has" }
+                )),
+                "{err}"
+            );
+            assert!(err.to_string().contains(reason), "{err}");
+        }
     }
 
     #[test]

@@ -16,8 +16,9 @@ set processing_status = 'processing',
     locked_by = $1,
     locked_until = now() + make_interval(secs => $3),
     attempts = f.attempts + 1,
+    claim_seq = f.claim_seq + 1,
     last_error = null
 from next
 where f.id = next.id
 returning f.id, f.user_id, f.org_id, f.conversation_id, f.original_name, f.storage_bucket,
-          f.storage_path, f.mime_type, f.file_size, f.attempts
+          f.storage_path, f.mime_type, f.file_size, f.attempts, f.claim_seq

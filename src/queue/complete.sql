@@ -7,4 +7,4 @@ set processing_status = 'completed',
     locked_by = null,
     locked_until = null,
     processed_at = now()
-where id = $1 and locked_by = $2 and attempts = $3 and processing_status = 'processing'
+where id = $1 and locked_by = $2 and claim_seq = $3 and processing_status = 'processing'

@@ -6,4 +6,4 @@ set processing_status = 'pending',
     next_attempt_at = now(),
     locked_by = null,
     locked_until = null
-where id = $1 and locked_by = $2 and attempts = $3 and processing_status = 'processing'
+where id = $1 and locked_by = $2 and claim_seq = $3 and processing_status = 'processing'

@@ -102,6 +102,56 @@ async fn a_worker_whose_lease_was_taken_over_writes_nothing() {
     assert_eq!(i64::from(row.chunk_count), env.chunk_count(id).await);
 }
 
+/// A release refunds the attempt and a re-embed resets the budget, so the same worker id can
+/// claim a file again with the same `attempts`: the fence is `claim_seq`, which only grows,
+/// and the old lease matches nothing.
+#[tokio::test]
+async fn a_stale_lease_of_the_same_worker_and_attempt_writes_nothing() {
+    let env = TestEnv::start().await;
+    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+    let queue = &env.worker.queue;
+    let (_, old) = queue.claim(1).await.unwrap().pop().unwrap();
+    queue.release(&old).await.unwrap();
+    let (file, released_again) = queue.claim(1).await.unwrap().pop().unwrap();
+    assert_eq!(
+        released_again.attempt, old.attempt,
+        "the release refunded the attempt"
+    );
+    assert!(released_again.claim > old.claim);
+    for stale in [&old] {
+        assert!(matches!(
+            queue.heartbeat(stale).await,
+            Err(QueueError::LeaseLost)
+        ));
+        assert!(matches!(
+            queue.release(stale).await,
+            Err(QueueError::LeaseLost)
+        ));
+    }
+    // Processed, then queued for re-embedding: attempts back to 0, claimed again as 1.
+    let lease = released_again;
+    let outcome = env
+        .worker
+        .process(file, lease.clone(), CancellationToken::new())
+        .await;
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    sqlx::query("update files set processing_status = 'pending', attempts = 0 where id = $1")
+        .bind(id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (_, reclaimed) = queue.claim(1).await.unwrap().pop().unwrap();
+    assert_eq!(reclaimed.attempt, lease.attempt);
+    for stale in [&old, &lease] {
+        assert!(matches!(
+            ragworker::queue::Queue::fail(&env.pool, stale, "stale").await,
+            Err(QueueError::LeaseLost)
+        ));
+    }
+    assert_eq!(env.file(id).await.status, "processing");
+    queue.heartbeat(&reclaimed).await.unwrap();
+}
+
 #[tokio::test]
 async fn expired_leases_are_recovered_until_attempts_run_out() {
     let env = TestEnv::with_config("[queue]\nmax_attempts = 2").await;
