@@ -73,7 +73,22 @@ pub fn server_of(url: &secrecy::SecretString) -> String {
 /// server; through a transaction pooler it is handed another one, or (a pool of one) must
 /// wait for the held one, which the short timeout catches. Any failure counts as "no":
 /// the LISTEN check that follows still catches notifications that do not arrive.
+///
+/// A pooler may, by chance of which idle server it hands out, give the first connection
+/// its old server back (seen under load: a listening `run` behind PgBouncer, and another
+/// client's query failing on its notification). A direct connection never changes server,
+/// so the probe is asked three times and any change means a pooler.
 pub async fn behind_transaction_pooler(settings: &DatabaseSettings) -> bool {
+    for _ in 0..3 {
+        if server_changes(settings).await {
+            return true;
+        }
+    }
+    false
+}
+
+/// One probe of `behind_transaction_pooler`.
+async fn server_changes(settings: &DatabaseSettings) -> bool {
     let url = settings.url.expose_secret();
     let probe = async {
         let mut first = PgConnection::connect(url).await?;

@@ -2,6 +2,7 @@
 //! too (a provider's quota or authentication refusal, storage rejecting the credentials),
 //! work stops until the halt expires instead of failing or retrying file after file.
 
+use crate::lock::lock;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,12 +23,12 @@ impl<E: Clone> Halt<E> {
 
     /// Stops work for `period` because of `err`.
     pub fn trip(&self, period: Duration, err: E) {
-        *self.state.lock().unwrap() = Some((Instant::now() + period, err));
+        *lock(&self.state) = Some((Instant::now() + period, err));
     }
 
     /// The error that stopped work, while the halt holds.
     pub fn current(&self) -> Option<E> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         match &*state {
             Some((until, _)) if Instant::now() >= *until => {
                 *state = None;

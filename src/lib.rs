@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod halt;
 pub mod http;
+mod lock;
 pub mod ownership;
 pub mod progress;
 pub mod queue;

@@ -136,7 +136,13 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                         })?,
                 )
             };
-            service::run(worker, shutdown_signal()).await;
+            service::run(worker.clone(), shutdown_signal()).await;
+            if let Some(reason) = worker.engine_stopped() {
+                eprintln!(
+                    "error: the embedding engine stopped ({reason}); its files were released"
+                );
+                return Ok(ExitCode::from(2));
+            }
         }
         Command::Backfill { reembed } => {
             if let Some(scope) = reembed {
@@ -165,6 +171,10 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 summary.tokens,
                 waiting
             );
+            if let Some(reason) = worker.engine_stopped() {
+                eprintln!("error: stopped early, the embedding engine stopped ({reason}); its files were released");
+                return Ok(ExitCode::from(2));
+            }
             if let Some(err) = worker.embedder.halted() {
                 eprintln!("error: stopped early, the embedding provider refuses requests: {err}");
                 return Ok(ExitCode::from(2));

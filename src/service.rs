@@ -160,6 +160,10 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
     );
 
     'service: loop {
+        if let Some(reason) = worker.engine_stopped() {
+            tracing::error!(reason = %reason, "the embedding engine stopped: shutting down");
+            break;
+        }
         // Claim until the queue is empty or every slot is busy. A claim waiting for a pooled
         // connection (a saturated pooler) must not hold up shutdown.
         loop {

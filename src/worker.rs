@@ -72,6 +72,9 @@ impl Worker {
     /// Claims up to `limit` files, unless the embedding provider (quota, auth) or storage
     /// (credentials) refused us: files claimed now would only meet the same refusal.
     pub async fn claim(&self, limit: usize) -> Result<Vec<(ClaimedFile, Lease)>, sqlx::Error> {
+        if self.engine_stopped().is_some() {
+            return Ok(Vec::new());
+        }
         if let Some(err) = self.embedder.halted() {
             tracing::warn!(error = %err, "not claiming files: the embedding provider refused requests");
             return Ok(Vec::new());
@@ -81,6 +84,12 @@ impl Worker {
             return Ok(Vec::new());
         }
         self.queue.claim(limit).await
+    }
+
+    /// Why this process can embed nothing more (its embedding engine died), if so: the
+    /// loops stop and the process exits with the reason, for its supervisor to restart it.
+    pub fn engine_stopped(&self) -> Option<String> {
+        self.batcher.stopped()
     }
 
     /// Claims at most one file and processes it: the step tests drive without any loop.

@@ -3,12 +3,14 @@
 //! busy. Each vector goes back to its file by position; each request's billed tokens are
 //! split among the files in it, exactly (the shares add up to what the provider reported).
 
+use crate::lock::lock;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pgvector::HalfVector;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{combine_parts, EmbedError, Embedded, Embedder, Prepared, Usage};
@@ -34,22 +36,61 @@ struct Item {
     tokens: usize,
 }
 
-struct Submission {
-    items: Vec<Item>,
+enum Submission {
+    Items(Vec<Item>),
+    /// Makes the engine's task panic, as a bug would (tests only).
+    #[cfg(test)]
+    Panic,
 }
+
+/// Why the engine stopped, once it has.
+type Stopped = Arc<OnceLock<String>>;
 
 /// Handle to the batching task; cheap to clone. The task ends when every handle is gone.
 #[derive(Clone)]
 pub struct Batcher {
     embedder: Arc<Embedder>,
     tx: mpsc::UnboundedSender<Submission>,
+    stopped: Stopped,
 }
 
 impl Batcher {
+    /// Starts the engine's task, and a watcher that owns it: should the task end by a
+    /// panic (the only way it ends while handles remain), the reason is kept, every file
+    /// waiting for it gets `EngineStopped`, and [`Batcher::stopped`] tells the worker to
+    /// claim nothing more, rather than failing file after file "transiently".
     pub fn spawn(embedder: Arc<Embedder>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(embedder.clone(), rx));
-        Self { embedder, tx }
+        let stopped: Stopped = Arc::default();
+        let engine = tokio::spawn(run(embedder.clone(), rx, stopped.clone()));
+        let watch = stopped.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.await {
+                let reason = if e.is_panic() {
+                    format!(
+                        "its task panicked: {}",
+                        crate::error::panic_message(&*e.into_panic())
+                    )
+                } else {
+                    "its task was cancelled".into()
+                };
+                record_stop(&watch, reason);
+            }
+        });
+        Self {
+            embedder,
+            tx,
+            stopped,
+        }
+    }
+
+    /// Why the engine stopped, if it has: nothing more can be embedded by this process.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped.get().cloned()
+    }
+
+    fn stopped_error(&self) -> EmbedError {
+        EmbedError::EngineStopped(self.stopped().unwrap_or_else(|| "its task is gone".into()))
     }
 
     /// Embeds one file's chunks; returns the vectors in input order and this file's share of
@@ -87,49 +128,77 @@ impl Batcher {
                 tokens,
             })
             .collect();
-        if self.tx.send(Submission { items }).is_err() {
-            return (
-                Err(EmbedError::Network("the batching task has stopped".into())),
-                Usage::default(),
-            );
+        // Only the items may hold the job (and so its reply): were the engine to die with
+        // them, the reply would drop and this file would hear of it, not wait forever.
+        drop(job);
+        if self.tx.send(Submission::Items(items)).is_err() {
+            return (Err(self.stopped_error()), Usage::default());
         }
         match answer.await {
             Ok((result, usage)) => (result.map(|v| combine_parts(v, &parts)), usage),
-            Err(_) => (
-                Err(EmbedError::Network("the batching task has stopped".into())),
-                Usage::default(),
-            ),
+            // The engine dropped the job unanswered: it died. Its watcher may record why a
+            // moment later.
+            Err(_) => {
+                tokio::task::yield_now().await;
+                (Err(self.stopped_error()), Usage::default())
+            }
         }
     }
 }
 
+fn record_stop(stopped: &Stopped, reason: String) {
+    tracing::error!(reason = %reason, "the embedding engine stopped: no more files are claimed; restart the process");
+    let _ = stopped.set(reason);
+}
+
 /// Collects items and sends a request whenever one is full or its oldest item has waited
-/// `batch_linger_ms`. Requests run concurrently; the embedder's limiter paces them.
-async fn run(embedder: Arc<Embedder>, mut rx: mpsc::UnboundedReceiver<Submission>) {
+/// `batch_linger_ms`. Requests run concurrently, owned here; the embedder's limiter paces
+/// them. A request task that panics stops the engine (its files, and every later one, get
+/// `EngineStopped`): the state it shared with the others can no longer be trusted.
+async fn run(
+    embedder: Arc<Embedder>,
+    mut rx: mpsc::UnboundedReceiver<Submission>,
+    stopped: Stopped,
+) {
     let settings = embedder.settings().clone();
     let linger = Duration::from_millis(settings.batch_linger_ms);
     let mut queue: VecDeque<Item> = VecDeque::new();
+    let mut requests: JoinSet<()> = JoinSet::new();
     let mut oldest: Option<Instant> = None;
     let mut open = true;
-    while open || !queue.is_empty() {
+    while open || !queue.is_empty() || !requests.is_empty() {
         let deadline = oldest.map(|t| t + linger);
         tokio::select! {
             sub = rx.recv(), if open => match sub {
-                Some(sub) => {
+                Some(Submission::Items(items)) => {
                     if queue.is_empty() {
                         oldest = Some(Instant::now());
                     }
-                    queue.extend(sub.items);
+                    queue.extend(items);
                 }
+                #[cfg(test)]
+                Some(Submission::Panic) => panic!("injected fault"),
                 None => open = false,
             },
+            Some(joined) = requests.join_next(), if !requests.is_empty() => {
+                if let Err(e) = joined {
+                    if e.is_panic() {
+                        let why = crate::error::panic_message(&*e.into_panic());
+                        record_stop(&stopped, format!("an embedding request panicked: {why}"));
+                        // Dropping the queue and the other requests drops every waiting
+                        // file's reply: each gets `EngineStopped`.
+                        return;
+                    }
+                }
+                continue;
+            }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                flush(&embedder, &mut queue, &settings, true);
+                flush(&embedder, &mut queue, &settings, true, &mut requests);
                 oldest = (!queue.is_empty()).then(Instant::now);
                 continue;
             }
         }
-        flush(&embedder, &mut queue, &settings, !open);
+        flush(&embedder, &mut queue, &settings, !open, &mut requests);
         if queue.is_empty() {
             oldest = None;
         }
@@ -142,11 +211,12 @@ fn flush(
     queue: &mut VecDeque<Item>,
     settings: &crate::config::EmbeddingSettings,
     all: bool,
+    requests: &mut JoinSet<()>,
 ) {
     loop {
         // Items of files that already failed are dropped rather than paid for.
         queue.retain(|item| {
-            let mut state = item.job.slots.lock().unwrap();
+            let mut state = lock(&item.job.slots);
             if state.error.is_none() {
                 return true;
             }
@@ -165,8 +235,7 @@ fn flush(
             return;
         }
         let batch: Vec<Item> = queue.drain(..count).collect();
-        let embedder = embedder.clone();
-        tokio::spawn(send(embedder, batch, tokens as u64));
+        requests.spawn(send(embedder.clone(), batch, tokens as u64));
     }
 }
 
@@ -248,7 +317,7 @@ fn deliver(
         .collect();
     let shares = split_exactly(usage.tokens, &own_tokens);
     for (job, share) in jobs.iter().zip(shares) {
-        let mut state = job.slots.lock().unwrap();
+        let mut state = lock(&job.slots);
         state.usage += Usage {
             tokens: share,
             ..usage
@@ -284,11 +353,14 @@ fn finish_if_done(state: &mut JobState) {
     if let Some(reply) = state.reply.take() {
         let result = match &state.error {
             Some(e) => Err(e.clone()),
-            None => Ok(state
+            // Every slot is filled when none is missing; should that ever not hold, the file
+            // fails with a reason instead of the engine panicking.
+            None => state
                 .vectors
                 .iter_mut()
-                .map(|v| v.take().expect("every slot filled"))
-                .collect()),
+                .map(Option::take)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| EmbedError::BadResponse("a vector went missing".into())),
         };
         let _ = reply.send((result, state.usage));
     }
@@ -328,6 +400,55 @@ pub fn split_exactly(total: u64, weights: &[u64]) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine's task dying is reported, with its reason, to every file waiting and to
+    /// every later one, as an error that releases the file (not the file's fault) and stops
+    /// the worker claiming; a std mutex it held does not take the rest down with it.
+    #[tokio::test]
+    async fn a_panic_in_the_engine_stops_it_with_the_reason() {
+        let settings =
+            crate::config::Settings::from_toml_layers(&["[embedding]\napi_key = \"sk-test\""])
+                .unwrap();
+        let batcher = Batcher::spawn(Arc::new(Embedder::new(&settings.embedding).unwrap()));
+        assert_eq!(batcher.stopped(), None);
+        batcher.tx.send(Submission::Panic).unwrap();
+        let (result, usage) = batcher.embed(&["a question"], &[2]).await;
+        let err = result.unwrap_err();
+        // The watcher records the reason as the task ends; the file may have been refused
+        // just before.
+        for _ in 0..100 {
+            if batcher.stopped().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            batcher.stopped().as_deref(),
+            Some("its task panicked: injected fault")
+        );
+        assert!(matches!(err, EmbedError::EngineStopped(_)), "{err:?}");
+        assert_eq!(err.class(), crate::error::ErrorClass::Shutdown);
+        assert_eq!(usage, Usage::default());
+        let (later, _) = batcher.embed(&["another"], &[2]).await;
+        assert_eq!(
+            later.unwrap_err().to_string(),
+            "the embedding engine stopped: its task panicked: injected fault"
+        );
+    }
+
+    #[test]
+    fn a_poisoned_lock_is_still_usable() {
+        let job = Arc::new(Mutex::new(1));
+        let held = job.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = held.lock().unwrap();
+            panic!("while holding the lock");
+        })
+        .join();
+        assert!(job.is_poisoned());
+        *lock(&job) += 1;
+        assert_eq!(*lock(&job), 2);
+    }
 
     #[test]
     fn token_shares_add_up_exactly() {

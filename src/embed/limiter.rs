@@ -2,6 +2,7 @@
 //! (configured, or learned from `x-ratelimit-limit-*` headers), a shared pause after a 429,
 //! and a cap on concurrent requests that halves on 429 and grows back on success (AIMD).
 
+use crate::lock::lock;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -93,7 +94,7 @@ pub struct Permit<'a> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut s = self.limiter.state.lock().unwrap();
+        let mut s = lock(&self.limiter.state);
         s.in_flight -= 1;
         s.in_flight_tokens -= self.tokens;
         drop(s);
@@ -130,7 +131,7 @@ impl RateLimiter {
             // wait is not missed.
             let released = self.released.notified();
             let wait = {
-                let mut s = self.state.lock().unwrap();
+                let mut s = lock(&self.state);
                 let now = s.refill();
                 let paused = s
                     .paused_until
@@ -180,7 +181,7 @@ impl RateLimiter {
     /// flight (which its count may not include yet). This keeps several workers sharing
     /// one API key from drifting apart from the provider's view.
     pub fn observe(&self, headers: &RateLimitHeaders) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = lock(&self.state);
         s.refill();
         let (others, other_tokens) = (s.in_flight as f64, s.in_flight_tokens as f64);
         if !s.configured_requests {
@@ -204,7 +205,7 @@ impl RateLimiter {
     /// After a 429: nobody sends until the provider's window resets, and the concurrency
     /// cap halves.
     pub fn rate_limited(&self, wait: Option<Duration>) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = lock(&self.state);
         s.refill();
         let until = Instant::now() + wait.unwrap_or(Duration::from_secs(1));
         s.paused_until = Some(s.paused_until.map_or(until, |t| t.max(until)));
@@ -217,7 +218,7 @@ impl RateLimiter {
 
     /// After a success: the cap grows back by one request per window's worth of successes.
     pub fn succeeded(&self) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = lock(&self.state);
         let max = s.max_concurrency as f64;
         s.window = (s.window + 1.0 / s.window).min(max);
     }
@@ -234,7 +235,7 @@ impl RateLimiter {
 
     /// Current concurrency cap (for tests and metrics).
     pub fn concurrency(&self) -> usize {
-        self.state.lock().unwrap().window.floor() as usize
+        lock(&self.state).window.floor() as usize
     }
 }
 
@@ -323,7 +324,7 @@ mod tests {
             remaining_requests: Some(2999),
             ..Default::default()
         });
-        let s = limiter.state.lock().unwrap();
+        let s = lock(&limiter.state);
         assert_eq!(s.requests.as_ref().unwrap().per_minute, 3000.0);
         // The one request it answered was no longer in flight: nothing else to subtract.
         assert_eq!(s.requests.as_ref().unwrap().available, 2999.0);

@@ -58,6 +58,10 @@ pub enum EmbedError {
     },
     #[error("local embedding model failed: {0}")]
     Local(String),
+    /// The batching engine's task ended (a panic): no file can be embedded by this process
+    /// any more. Not the file's fault: it is released, and the worker stops claiming.
+    #[error("the embedding engine stopped: {0}")]
+    EngineStopped(String),
 }
 
 fn code_suffix(code: &Option<String>) -> String {
@@ -93,6 +97,7 @@ impl EmbedError {
             EmbedError::BadResponse(_) | EmbedError::InputTooLong { .. } | EmbedError::Local(_) => {
                 ErrorClass::Permanent
             }
+            EmbedError::EngineStopped(_) => ErrorClass::Shutdown,
         }
     }
 

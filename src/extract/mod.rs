@@ -213,7 +213,7 @@ pub fn extract(
         Format::Html => whole(html::to_markdown(&decode_text(bytes))),
         Format::Docx => docx::to_markdown(bytes, max_text_bytes).and_then(whole),
     }))
-    .map_err(|panic| ExtractError::Panicked(panic_message(&panic)))??;
+    .map_err(|panic| ExtractError::Panicked(crate::error::panic_message(&*panic)))??;
 
     let sections: Vec<Section> = sections
         .into_iter()
@@ -282,14 +282,6 @@ pub fn clean_text(text: &str) -> String {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]
