@@ -62,10 +62,10 @@ pub async fn search(
     let mut usage = Usage::default();
     let tokens = chunker.count_tokens(query);
     let vector: HalfVector = embedder
-        .embed(&[query], &[tokens], &mut usage)
+        .embed(&[(query, tokens)], &mut usage)
         .await?
         .pop()
-        .expect("one vector per input, checked by the embedder");
+        .ok_or_else(|| EmbedError::BadResponse("no vector for the query".into()))?;
     // Unnamed, in a transaction, the vector as text: see `queue` and `store`.
     let mut tx = pool.begin().await?;
     let vector = crate::store::vector_text(&vector);

@@ -64,8 +64,9 @@ pub async fn record_usage<'e>(
     Ok(())
 }
 
-/// Commits a processed file. Fails with `LeaseLost` (and writes nothing) when another worker
-/// has taken the file over meanwhile.
+/// Commits a processed file: `vectors` holds one vector per chunk, in order (the worker
+/// checks it). Fails with `LeaseLost` (and writes nothing) when another worker has taken the
+/// file over meanwhile.
 pub async fn complete_file(
     pool: &PgPool,
     lease: &Lease,
@@ -76,7 +77,6 @@ pub async fn complete_file(
     usage: &UsageRecord<'_>,
 ) -> Result<(), QueueError> {
     let chunks = &chunked.chunks;
-    assert_eq!(chunks.len(), vectors.len(), "one vector per chunk");
     let mut tx = pool.begin().await?;
     // The fenced status change goes first: if the lease is gone, nothing else is written.
     Queue::complete(

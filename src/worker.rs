@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::chunk::Chunker;
 use crate::config::Settings;
-use crate::embed::{Batcher, Embedder, Usage};
+use crate::embed::{Batcher, EmbedError, Embedder, Usage};
 use crate::error::{ErrorClass, JobError};
 use crate::extract::{self, ExtractError};
 use crate::halt::Halt;
@@ -193,19 +193,24 @@ impl Worker {
             .map_err(|e| ExtractError::Panicked(e.to_string()))??;
         tracing::debug!(chunks = chunked.chunks.len(), "extracted");
 
-        let inputs: Vec<&str> = chunked
+        let inputs: Vec<(&str, usize)> = chunked
             .chunks
             .iter()
-            .map(|c| c.embed_input.as_str())
+            .map(|c| (c.embed_input.as_str(), c.token_count as usize))
             .collect();
-        let counts: Vec<usize> = chunked
-            .chunks
-            .iter()
-            .map(|c| c.token_count as usize)
-            .collect();
-        let (vectors, spent) = self.batcher.embed(&inputs, &counts).await;
+        let (vectors, spent) = self.batcher.embed(&inputs).await;
         *usage += spent;
         let vectors = vectors?;
+        // The engine answers one vector per input; should it not, the file fails with the
+        // reason rather than storing chunks against the wrong vectors.
+        if vectors.len() != inputs.len() {
+            return Err(EmbedError::BadResponse(format!(
+                "{} vectors for {} chunks",
+                vectors.len(),
+                inputs.len()
+            ))
+            .into());
+        }
 
         let record = self.usage_record(file, lease, *usage, "completed");
         store::complete_file(

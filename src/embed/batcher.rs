@@ -95,7 +95,7 @@ impl Batcher {
 
     /// Embeds one file's chunks; returns the vectors in input order and this file's share of
     /// what was spent (also when it fails part-way).
-    pub async fn embed(&self, inputs: &[&str], token_counts: &[usize]) -> Embedded {
+    pub async fn embed(&self, inputs: &[(&str, usize)]) -> Embedded {
         if inputs.is_empty() {
             return (Ok(Vec::new()), Usage::default());
         }
@@ -103,7 +103,7 @@ impl Batcher {
             texts,
             counts,
             parts,
-        } = match self.embedder.prepare(inputs, token_counts) {
+        } = match self.embedder.prepare(inputs) {
             Ok(p) => p,
             Err(e) => return (Err(e), Usage::default()),
         };
@@ -412,7 +412,7 @@ mod tests {
         let batcher = Batcher::spawn(Arc::new(Embedder::new(&settings.embedding).unwrap()));
         assert_eq!(batcher.stopped(), None);
         batcher.tx.send(Submission::Panic).unwrap();
-        let (result, usage) = batcher.embed(&["a question"], &[2]).await;
+        let (result, usage) = batcher.embed(&[("a question", 2)]).await;
         let err = result.unwrap_err();
         // The watcher records the reason as the task ends; the file may have been refused
         // just before.
@@ -429,7 +429,7 @@ mod tests {
         assert!(matches!(err, EmbedError::EngineStopped(_)), "{err:?}");
         assert_eq!(err.class(), crate::error::ErrorClass::Shutdown);
         assert_eq!(usage, Usage::default());
-        let (later, _) = batcher.embed(&["another"], &[2]).await;
+        let (later, _) = batcher.embed(&[("another", 2)]).await;
         assert_eq!(
             later.unwrap_err().to_string(),
             "the embedding engine stopped: its task panicked: injected fault"

@@ -348,15 +348,14 @@ impl Embedder {
     /// one-off use), adding what was spent to `usage` as it goes.
     pub async fn embed(
         &self,
-        inputs: &[&str],
-        token_counts: &[usize],
+        inputs: &[(&str, usize)],
         usage: &mut Usage,
     ) -> Result<Vec<HalfVector>, EmbedError> {
         let Prepared {
             texts,
             counts,
             parts,
-        } = self.prepare(inputs, token_counts)?;
+        } = self.prepare(inputs)?;
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in plan_batches(
             &counts,
@@ -372,13 +371,12 @@ impl Embedder {
     /// Applies `embedding.oversize_input` to inputs over the model's limit: rejects them, or
     /// splits them into parts of at most `max_input_tokens`. Returns the texts to send, their
     /// token counts, and for each original input the range of parts it became.
-    pub fn prepare(&self, inputs: &[&str], token_counts: &[usize]) -> Result<Prepared, EmbedError> {
-        debug_assert_eq!(inputs.len(), token_counts.len());
+    pub fn prepare(&self, inputs: &[(&str, usize)]) -> Result<Prepared, EmbedError> {
         let max = self.settings.max_input_tokens;
         let mut texts = Vec::with_capacity(inputs.len());
         let mut counts = Vec::with_capacity(inputs.len());
         let mut parts = Vec::with_capacity(inputs.len());
-        for (index, (&text, &tokens)) in inputs.iter().zip(token_counts).enumerate() {
+        for (index, &(text, tokens)) in inputs.iter().enumerate() {
             let start = texts.len();
             if tokens <= max {
                 texts.push(text.to_string());

@@ -146,7 +146,7 @@ async fn over_long_inputs_are_split_and_averaged_or_rejected() {
     let vectors = env
         .worker
         .embedder
-        .embed(&[&long], &[tokens], &mut usage)
+        .embed(&[(&long, tokens)], &mut usage)
         .await
         .unwrap();
     assert_eq!(vectors.len(), 1);
@@ -166,7 +166,7 @@ async fn over_long_inputs_are_split_and_averaged_or_rejected() {
     let err = strict
         .worker
         .embedder
-        .embed(&[&long], &[tokens], &mut Usage::default())
+        .embed(&[(&long, tokens)], &mut Usage::default())
         .await
         .unwrap_err();
     assert_eq!(
