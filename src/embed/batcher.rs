@@ -260,28 +260,31 @@ async fn send(embedder: Arc<Embedder>, batch: Vec<Item>, tokens: u64) {
     let jobs = distinct_jobs(&batch);
     // A request the provider rejected for its input fails only the file whose input it was:
     // with several files in the request, each is retried on its own once.
-    if let Err(EmbedError::Api { status: 400, .. }) = &result {
-        if jobs.len() > 1 {
-            deliver(&batch, Err(result.unwrap_err()), usage, true);
-            for job in jobs {
-                let own: Vec<Item> = batch
-                    .iter()
-                    .filter(|i| Arc::ptr_eq(&i.job, &job))
-                    .map(|i| Item {
-                        job: i.job.clone(),
-                        index: i.index,
-                        text: i.text.clone(),
-                        tokens: i.tokens,
-                    })
-                    .collect();
-                let tokens = own.iter().map(|i| i.tokens as u64).sum();
-                let texts = own.iter().map(|i| i.text.clone()).collect();
-                let mut usage = Usage::default();
-                let result = embedder.send(texts, tokens, &mut usage).await;
-                deliver(&own, result, usage, false);
-            }
-            return;
+    let input_refused = matches!(
+        &result,
+        Err(EmbedError::Api { status: 400, .. } | EmbedError::ProviderInputTooLong { .. })
+    );
+    if input_refused && jobs.len() > 1 {
+        // Only the spend of the refused request is recorded; each file then goes alone.
+        deliver(&batch, result, usage, true);
+        for job in jobs {
+            let own: Vec<Item> = batch
+                .iter()
+                .filter(|i| Arc::ptr_eq(&i.job, &job))
+                .map(|i| Item {
+                    job: i.job.clone(),
+                    index: i.index,
+                    text: i.text.clone(),
+                    tokens: i.tokens,
+                })
+                .collect();
+            let tokens = own.iter().map(|i| i.tokens as u64).sum();
+            let texts = own.iter().map(|i| i.text.clone()).collect();
+            let mut usage = Usage::default();
+            let result = embedder.send(texts, tokens, &mut usage).await;
+            deliver(&own, result, usage, false);
         }
+        return;
     }
     deliver(&batch, result, usage, false);
 }

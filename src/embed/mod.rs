@@ -58,6 +58,14 @@ pub enum EmbedError {
     },
     #[error("local embedding model failed: {0}")]
     Local(String),
+    /// The provider refused an input as longer than its model reads: the configured limit
+    /// is above the model's (self-hosted servers answer 400 where OpenAI truncates nothing).
+    #[error("the provider refused an input as too long (HTTP {status}: {message}); set embedding.max_input_tokens (now {max}) and chunking.max_tokens to the model's context length or less")]
+    ProviderInputTooLong {
+        status: u16,
+        message: String,
+        max: usize,
+    },
     /// The batching engine's task ended (a panic): no file can be embedded by this process
     /// any more. Not the file's fault: it is released, and the worker stops claiming.
     #[error("the embedding engine stopped: {0}")]
@@ -94,9 +102,10 @@ impl EmbedError {
             }
             EmbedError::Network(_) => ErrorClass::Transient { retry_after: None },
             // The local model is deterministic: what failed once fails again.
-            EmbedError::BadResponse(_) | EmbedError::InputTooLong { .. } | EmbedError::Local(_) => {
-                ErrorClass::Permanent
-            }
+            EmbedError::BadResponse(_)
+            | EmbedError::InputTooLong { .. }
+            | EmbedError::ProviderInputTooLong { .. }
+            | EmbedError::Local(_) => ErrorClass::Permanent,
             EmbedError::EngineStopped(_) => ErrorClass::Shutdown,
         }
     }
@@ -467,15 +476,35 @@ impl Embedder {
         usage.retries += retries;
         usage.rate_limited += rate_limited;
         usage.requests += retries + 1;
-        let (indexed, billed) = result.inspect_err(|e| {
-            if e.is_rate_limit() {
-                usage.rate_limited += 1;
-            }
-        })?;
+        let (indexed, billed) = result
+            .inspect_err(|e| {
+                if e.is_rate_limit() {
+                    usage.rate_limited += 1;
+                }
+            })
+            .map_err(|e| self.explain(e))?;
         // Billed as soon as the provider answered 200, even if the body turns out unusable.
         usage.tokens += billed;
         metrics::counter!("ragworker_embedding_tokens_total").increment(billed);
         order_by_index(indexed, texts.len(), self.settings.dimensions as usize)
+    }
+
+    /// A provider's refusal of an over-long input, told as such with the settings that
+    /// cause it (Ollama: "the input length exceeds the context length"; TEI, vLLM:
+    /// "... maximum context length ..." or "... too long ..."); other errors as they are.
+    fn explain(&self, err: EmbedError) -> EmbedError {
+        match err {
+            EmbedError::Api {
+                status: status @ (400 | 413 | 422),
+                message,
+                ..
+            } if says_too_long(&message) => EmbedError::ProviderInputTooLong {
+                status,
+                message,
+                max: self.settings.max_input_tokens,
+            },
+            other => other,
+        }
     }
 
     /// One forward pass of the local model on the blocking pool. Its usage is the tokens
@@ -646,6 +675,19 @@ pub fn order_by_index(
     }
     // Every slot is filled: the count matched and no index repeated.
     Ok(slots.into_iter().flatten().collect())
+}
+
+fn says_too_long(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "context length",
+        "too long",
+        "maximum context",
+        "input length",
+        "exceeds the max",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// A vector that cannot be searched is the provider's fault, never stored: NaN or infinite

@@ -34,6 +34,8 @@ pub enum Fault {
     Unauthorized,
     /// 400 invalid_request_error: the provider rejects the input.
     BadRequest,
+    /// 400 as Ollama answers an input longer than the model's context.
+    InputTooLong,
     /// Answer normally after a delay.
     Slow(Duration),
     /// 200 with vectors one element too long.
@@ -299,6 +301,14 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
                 "invalid_request_error",
                 "invalid_input",
                 "'$.input' is invalid. Please check the API reference.",
+            )
+        }
+        Some(Fault::InputTooLong) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_input",
+                "the input length exceeds the context length",
             )
         }
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
