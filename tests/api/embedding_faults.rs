@@ -190,22 +190,6 @@ async fn nan_and_zero_vectors_are_rejected_never_stored() {
     assert_eq!(recorded as u64, env.fake.billed_tokens());
 }
 
-/// A self-hosted model that reads less than embedding.max_input_tokens says so with a 400:
-/// the file fails with a message that names the settings to change.
-#[tokio::test]
-async fn an_over_long_input_refused_by_the_provider_names_the_setting() {
-    let env = TestEnv::start().await;
-    env.fake.push_faults([Fault::InputTooLong]);
-    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
-    env.worker.run_once().await.unwrap();
-    let row = env.file(id).await;
-    assert_eq!(row.status, "failed");
-    assert_eq!(
-        row.last_error.as_deref(),
-        Some("the provider refused an input as too long (HTTP 400: the input length exceeds the context length); set embedding.max_input_tokens (now 8191) and chunking.max_tokens to the model's context length or less")
-    );
-}
-
 #[tokio::test]
 async fn slow_answers_time_out_and_are_retried() {
     let env = TestEnv::with_config("[embedding]\nrequest_timeout_secs = 1").await;
@@ -222,19 +206,25 @@ async fn slow_answers_time_out_and_are_retried() {
     assert_eq!(metadata["retries"], 1);
 }
 
+/// An input the provider refuses fails its file with the provider's reason; an over-long one
+/// (a self-hosted model reading less than embedding.max_input_tokens, as Ollama words it)
+/// also names the settings to change.
 #[tokio::test]
 async fn input_rejected_by_the_provider_fails_the_file() {
     let env = TestEnv::start().await;
-    env.fake.push_faults([Fault::BadRequest]);
-    let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
-    env.worker.run_once().await.unwrap();
-    let row = env.file(id).await;
-    assert_eq!(row.status, "failed");
-    assert_eq!(
-        row.last_error.as_deref(),
-        Some("embedding API returned HTTP 400 (invalid_input): '$.input' is invalid. Please check the API reference.")
-    );
-    assert_eq!(env.fake.requests(), 1);
+    for (fault, expected) in [
+        (Fault::BadRequest, "embedding API returned HTTP 400 (invalid_input): '$.input' is invalid. Please check the API reference."),
+        (Fault::InputTooLong, "the provider refused an input as too long (HTTP 400: the input length exceeds the context length); set embedding.max_input_tokens (now 8191) and chunking.max_tokens to the model's context length or less"),
+    ] {
+        let before = env.fake.requests();
+        env.fake.push_faults([fault]);
+        let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
+        env.worker.run_once().await.unwrap();
+        let row = env.file(id).await;
+        assert_eq!(row.status, "failed");
+        assert_eq!(row.last_error.as_deref(), Some(expected));
+        assert_eq!(env.fake.requests(), before + 1);
+    }
 }
 
 #[tokio::test]
