@@ -736,7 +736,7 @@ async fn main() {
     }
 
     // 2. Unlimited provider with latency: is the worker or the database the bottleneck?
-    let open = FakeOpenAi::start(args.dims).await;
+    let open = FakeOpenAi::start_with_limits(args.dims, None).await;
     open.set_latency(Duration::from_millis(args.latency_ms));
     let env = prepare_env(dir.path(), "unlimited", &open, &args, "").await;
     upload(&env, &corpus).await;

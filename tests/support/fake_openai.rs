@@ -130,10 +130,6 @@ enum Input {
 
 impl FakeOpenAi {
     /// Starts the server on an ephemeral loopback port; it stops with the test's runtime.
-    pub async fn start(dimensions: usize) -> Self {
-        Self::start_with_limits(dimensions, None).await
-    }
-
     /// With `limits = Some((rpm, tpm))`, requests over either limit get 429 with
     /// `x-ratelimit-*` headers, as OpenAI answers.
     pub async fn start_with_limits(dimensions: usize, limits: Option<(u64, u64)>) -> Self {
