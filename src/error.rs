@@ -57,8 +57,9 @@ pub enum ErrorClass {
     /// `retry_after` when the provider said when).
     Transient { retry_after: Option<Duration> },
     /// A deployment problem every file would meet (storage rejected the worker's
-    /// credentials): back to `pending` without spending an attempt, and no claims for a
-    /// while. Not the document's fault, so it must not fail the file.
+    /// credentials; the embedding provider's quota is spent or its key refused): back to
+    /// `pending` without spending an attempt, and no claims for a while. Not the document's
+    /// fault, so it must not fail the file.
     Paused,
     /// Another worker owns the file now; this worker must write nothing.
     LeaseLost,

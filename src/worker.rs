@@ -230,6 +230,18 @@ impl Worker {
         Ok(chunked.chunks.len())
     }
 
+    /// How long a file waits after a deployment problem. The embedder halted itself when
+    /// the provider refused (quota, key); storage's refusal halts claims from here.
+    fn pause(&self, err: &JobError, message: &str) -> Duration {
+        if let JobError::Embed(_) = err {
+            return Duration::from_secs(self.settings.embedding.halt_secs);
+        }
+        let after = Duration::from_secs(self.settings.storage.pause_secs);
+        tracing::error!(error = %message, pause_s = after.as_secs(), "storage rejected the worker's credentials: no claims until the pause ends");
+        self.storage_paused.trip(after, message.to_string());
+        after
+    }
+
     fn usage_record(
         &self,
         file: &ClaimedFile,
@@ -301,9 +313,7 @@ impl Worker {
                             }
                         }
                         ErrorClass::Paused => {
-                            let after = Duration::from_secs(self.settings.storage.pause_secs);
-                            tracing::error!(error = %message, pause_s = after.as_secs(), "storage rejected the worker's credentials: no claims until the pause ends");
-                            self.storage_paused.trip(after, message.clone());
+                            let after = self.pause(&err, &message);
                             Queue::postpone(&mut *tx, lease, &message, after).await?;
                             Outcome::Retrying {
                                 error: message.clone(),

@@ -50,7 +50,8 @@ fn code_suffix(code: &Option<String>) -> String {
 }
 
 impl EmbedError {
-    /// Rate limits and outages pass; quota, auth and rejected input do not.
+    /// Rate limits and outages pass; quota and credentials are the deployment's problem (the
+    /// file waits, unharmed, while the provider is halted); rejected input is the file's.
     pub fn class(&self) -> ErrorClass {
         match self {
             EmbedError::Api {
@@ -61,7 +62,8 @@ impl EmbedError {
             } => {
                 let quota = code.as_deref() == Some("insufficient_quota");
                 match status {
-                    429 if quota => ErrorClass::Permanent,
+                    429 if quota => ErrorClass::Paused,
+                    401 | 403 => ErrorClass::Paused,
                     429 | 408 | 409 => ErrorClass::Transient {
                         retry_after: *retry_after,
                     },
@@ -180,15 +182,15 @@ mod tests {
         assert_eq!(api(429, Some("rate_limit_exceeded")).class(), later);
         assert_eq!(
             api(429, Some("insufficient_quota")).class(),
-            ErrorClass::Permanent
+            ErrorClass::Paused
         );
         assert_eq!(api(500, None).class(), later);
         assert_eq!(api(503, None).class(), later);
         assert_eq!(
             api(401, Some("invalid_api_key")).class(),
-            ErrorClass::Permanent
+            ErrorClass::Paused
         );
-        assert_eq!(api(403, None).class(), ErrorClass::Permanent);
+        assert_eq!(api(403, None).class(), ErrorClass::Paused);
         assert_eq!(
             api(400, Some("context_length_exceeded")).class(),
             ErrorClass::Permanent

@@ -74,19 +74,30 @@ async fn a_provider_outage_sends_the_file_back_to_the_queue_with_a_delay() {
     );
 }
 
+/// Quota and credentials are the deployment's problem, not the document's: the file goes
+/// back to `pending` with the reason and its attempt refunded, to be tried once the halt
+/// (`embedding.halt_secs`) is over, and nothing is retried or claimed meanwhile.
 #[tokio::test]
-async fn quota_and_auth_errors_fail_at_once_without_retrying() {
+async fn quota_and_auth_errors_pause_work_without_failing_files() {
     let env = TestEnv::start().await;
     let user = Uuid::new_v4();
     env.fake.push_faults([Fault::Quota]);
     let quota = env.enqueue(user, "notes.txt").await;
     env.worker.run_once().await.unwrap();
     let row = env.file(quota).await;
-    assert_eq!(row.status, "failed");
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
     assert_eq!(
         row.last_error.as_deref(),
         Some("embedding API returned HTTP 429 (insufficient_quota): You exceeded your current quota, please check your plan and billing details.")
     );
+    let waits: bool = sqlx::query_scalar(
+        "select next_attempt_at > now() + interval '250 seconds' from files where id = $1",
+    )
+    .bind(quota)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(waits, "the file waits out the halt");
     assert_eq!(env.fake.requests(), 1, "quota errors are not retried");
 
     // The provider will refuse everything for a while: the worker stops claiming instead of
@@ -98,7 +109,7 @@ async fn quota_and_auth_errors_fail_at_once_without_retrying() {
 }
 
 #[tokio::test]
-async fn an_auth_error_fails_the_file_and_stops_requests() {
+async fn an_auth_error_pauses_the_file_and_stops_requests() {
     let env = TestEnv::start().await;
     let user = Uuid::new_v4();
     env.fake.push_faults([Fault::Unauthorized]);
@@ -106,7 +117,7 @@ async fn an_auth_error_fails_the_file_and_stops_requests() {
     let other = env.enqueue(user, "guide.md").await;
     env.worker.run_once().await.unwrap();
     let row = env.file(auth).await;
-    assert_eq!(row.status, "failed");
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
     assert!(row
         .last_error
         .as_deref()
