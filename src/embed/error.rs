@@ -37,6 +37,15 @@ pub enum EmbedError {
         message: String,
         max: usize,
     },
+    /// The provider takes fewer inputs per request than `embedding.max_inputs_per_request`
+    /// (self-hosted servers cap it at 32 or fewer): every request would meet it, so the
+    /// provider is halted and the file waits, unharmed.
+    #[error("the provider refused a request of more inputs than it takes (HTTP {status}: {message}); set embedding.max_inputs_per_request (now {max}) to its limit")]
+    ProviderBatchTooLarge {
+        status: u16,
+        message: String,
+        max: usize,
+    },
     /// The batching engine's task ended (a panic): no file can be embedded by this process
     /// any more. Not the file's fault: it is released, and the worker stops claiming.
     #[error("the embedding engine stopped: {0}")]
@@ -80,6 +89,7 @@ impl EmbedError {
             | EmbedError::ProviderInputTooLong { .. }
             | EmbedError::Local(_) => ErrorClass::Permanent,
             EmbedError::EngineStopped(_) => ErrorClass::Shutdown,
+            EmbedError::ProviderBatchTooLarge { .. } => ErrorClass::Paused,
         }
     }
 
@@ -89,6 +99,7 @@ impl EmbedError {
             EmbedError::Api { status, code, .. } => {
                 *status == 401 || *status == 403 || code.as_deref() == Some("insufficient_quota")
             }
+            EmbedError::ProviderBatchTooLarge { .. } => true,
             _ => false,
         }
     }
@@ -146,6 +157,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// Whether a provider's refusal says a request had more inputs than it takes.
+pub(super) fn says_batch_too_large(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["batch size", "too many inputs", "maximum allowed batch"]
+        .iter()
+        .any(|p| m.contains(p))
 }
 
 /// Whether a provider's refusal says an input was longer than its model reads (Ollama,
@@ -221,5 +240,7 @@ mod tests {
         assert!(!says_too_long(
             "'$.input' is invalid. Please check the API reference."
         ));
+        let tei = "Input validation error: batch size 64 > maximum allowed batch size 32";
+        assert!(says_batch_too_large(tei) && !says_too_long(tei));
     }
 }

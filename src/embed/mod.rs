@@ -303,7 +303,10 @@ impl Embedder {
                 return Err(err);
             }
             let _permit = limiter.acquire(tokens).await;
-            let result = self.request(client, texts.clone()).await;
+            let result = self
+                .request(client, texts.clone())
+                .await
+                .map_err(|e| self.explain(e));
             match &result {
                 Ok(_) => limiter.succeeded(),
                 Err(e) if e.is_rate_limit() && e.is_retryable() => {
@@ -339,24 +342,32 @@ impl Embedder {
         usage.retries += retries;
         usage.rate_limited += rate_limited;
         usage.requests += retries + 1;
-        let (indexed, billed) = result
-            .inspect_err(|e| {
-                if e.is_rate_limit() {
-                    usage.rate_limited += 1;
-                }
-            })
-            .map_err(|e| self.explain(e))?;
+        let (indexed, billed) = result.inspect_err(|e| {
+            if e.is_rate_limit() {
+                usage.rate_limited += 1;
+            }
+        })?;
         // Billed as soon as the provider answered 200, even if the body turns out unusable.
         usage.tokens += billed;
         metrics::counter!("ragworker_embedding_tokens_total").increment(billed);
         order_by_index(indexed, texts.len(), self.settings.dimensions as usize)
     }
 
-    /// A provider's refusal of an over-long input, told as such with the settings that
-    /// cause it (Ollama: "the input length exceeds the context length"; TEI, vLLM:
-    /// "... maximum context length ..." or "... too long ..."); other errors as they are.
+    /// A provider's refusal of an over-long input or of too many inputs, told as such with
+    /// the setting that causes it (Ollama: "the input length exceeds the context length";
+    /// TEI, vLLM: "... maximum context length ...", "batch size 64 > maximum allowed batch
+    /// size 32"); other errors as they are.
     fn explain(&self, err: EmbedError) -> EmbedError {
         match err {
+            EmbedError::Api {
+                status: status @ (400 | 413 | 422),
+                message,
+                ..
+            } if error::says_batch_too_large(&message) => EmbedError::ProviderBatchTooLarge {
+                status,
+                message,
+                max: self.settings.max_inputs_per_request,
+            },
             EmbedError::Api {
                 status: status @ (400 | 413 | 422),
                 message,

@@ -108,6 +108,25 @@ async fn quota_and_auth_errors_pause_work_without_failing_files() {
     assert_eq!(env.fake.requests(), 1);
 }
 
+/// A self-hosted server that takes fewer inputs per request than configured refuses every
+/// request alike: the provider is halted with the setting to change, the file waits.
+#[tokio::test]
+async fn a_batch_limit_refusal_pauses_work_and_names_the_setting() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    env.fake.push_faults([Fault::BatchTooLarge]);
+    let id = env.enqueue(user, "notes.txt").await;
+    env.worker.run_once().await.unwrap();
+    let row = env.file(id).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("the provider refused a request of more inputs than it takes (HTTP 413: Input validation error: batch size 64 > maximum allowed batch size 32); set embedding.max_inputs_per_request (now 2048) to its limit")
+    );
+    assert!(env.worker.run_once().await.unwrap().is_none());
+    assert_eq!(env.fake.requests(), 1);
+}
+
 #[tokio::test]
 async fn an_auth_error_pauses_the_file_and_stops_requests() {
     let env = TestEnv::start().await;

@@ -36,6 +36,8 @@ pub enum Fault {
     BadRequest,
     /// 400 as Ollama answers an input longer than the model's context.
     InputTooLong,
+    /// 413 as text-embeddings-inference answers more inputs than its batch limit.
+    BatchTooLarge,
     /// Answer normally after a delay.
     Slow(Duration),
     /// 200 with vectors one element too long.
@@ -305,6 +307,14 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
                 "invalid_request_error",
                 "invalid_input",
                 "the input length exceeds the context length",
+            )
+        }
+        Some(Fault::BatchTooLarge) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "validation",
+                "validation",
+                "Input validation error: batch size 64 > maximum allowed batch size 32",
             )
         }
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
