@@ -358,26 +358,30 @@ impl Embedder {
     /// TEI, vLLM: "... maximum context length ...", "batch size 64 > maximum allowed batch
     /// size 32"); other errors as they are.
     fn explain(&self, err: EmbedError) -> EmbedError {
-        match err {
+        let (status, message) = match &err {
             EmbedError::Api {
                 status: status @ (400 | 413 | 422),
                 message,
                 ..
-            } if error::says_batch_too_large(&message) => EmbedError::ProviderBatchTooLarge {
+            } => (*status, message.clone()),
+            _ => return err,
+        };
+        if error::says_batch_too_large(&message) {
+            let max = self.settings.max_inputs_per_request;
+            EmbedError::ProviderBatchTooLarge {
                 status,
                 message,
-                max: self.settings.max_inputs_per_request,
-            },
-            EmbedError::Api {
-                status: status @ (400 | 413 | 422),
-                message,
-                ..
-            } if error::says_too_long(&message) => EmbedError::ProviderInputTooLong {
+                max,
+            }
+        } else if error::says_too_long(&message) {
+            let max = self.settings.max_input_tokens;
+            EmbedError::ProviderInputTooLong {
                 status,
                 message,
-                max: self.settings.max_input_tokens,
-            },
-            other => other,
+                max,
+            }
+        } else {
+            err
         }
     }
 
