@@ -210,7 +210,11 @@ impl Chunker {
                     last_page: last.filter(|_| last != first),
                     heading: Some(piece.heading.join(HEADING_SEPARATOR)).filter(|h| !h.is_empty()),
                     context: Some(context).filter(|c| !c.is_empty() && embed_input != content),
-                    token_count: self.count_tokens(&embed_input) as i32,
+                    // Counted by the packer on exactly this text.
+                    token_count: piece
+                        .tokens
+                        .unwrap_or_else(|| self.count_tokens(&embed_input))
+                        as i32,
                     embed_input,
                     start_char: chars_before,
                     end_char: chars_before + content.chars().count(),

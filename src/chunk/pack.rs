@@ -23,14 +23,16 @@ use super::Chunker;
 /// text around a join differently from its two halves.
 const SLACK: usize = 4;
 
-/// A chunk's byte range in the document's text, the heading path embedded above it, and the
-/// heading path in force where it starts.
+/// A chunk's byte range in the document's text, the heading path embedded above it, the
+/// heading path in force where it starts, and the tokens of what is embedded for it once
+/// counted (tokenizing is most of chunking's work, so each chunk is counted once).
 #[derive(Debug)]
 pub(super) struct Piece {
     pub start: usize,
     pub end: usize,
     pub context: Vec<String>,
     pub heading: Vec<String>,
+    pub tokens: Option<usize>,
 }
 
 /// A section: `text[start..body]` is its heading (empty for text before any heading),
@@ -57,12 +59,15 @@ impl Packer<'_> {
     pub fn pack(&self, from: usize, headings: &[Heading]) -> Vec<Piece> {
         let mut pieces = Vec::new();
         for section in self.sections(from, headings) {
-            if self.fits(&section.parent, section.start, section.end) {
+            let tokens = self.tokens(&section.parent, section.start, section.end);
+            if tokens <= self.chunker.max_tokens {
                 pieces.push(Piece {
                     start: section.start,
                     end: section.end,
                     context: section.parent.clone(),
                     heading: section.path.clone(),
+                    // What `tokens` counted is the trimmed text, as the chunk will be.
+                    tokens: Some(tokens),
                 });
             } else {
                 self.split(&section, &mut pieces);
@@ -119,10 +124,6 @@ impl Packer<'_> {
             .count_tokens(&self.chunker.template.fill(&context, content))
     }
 
-    fn fits(&self, context: &[String], start: usize, end: usize) -> bool {
-        self.tokens(context, start, end) <= self.chunker.max_tokens
-    }
-
     /// Splits a section too large for one chunk (rule 3).
     fn split(&self, section: &Section, pieces: &mut Vec<Piece>) {
         let max = self.chunker.max_tokens;
@@ -151,6 +152,7 @@ impl Packer<'_> {
                     context.clone()
                 },
                 heading: section.path.clone(),
+                tokens: None,
             });
         }
     }
@@ -185,22 +187,34 @@ impl Packer<'_> {
 
     /// The guarantee that no chunk exceeds the budget, whatever the tokenizer does at a
     /// join: a piece over it loses its context, and if its text alone is still over, it is
-    /// split plainly.
+    /// split plainly. Every piece leaves with its tokens counted.
     fn within_budget(&self, mut piece: Piece) -> Vec<Piece> {
-        if self.fits(&piece.context, piece.start, piece.end) {
+        let max = self.chunker.max_tokens;
+        let tokens = piece
+            .tokens
+            .unwrap_or_else(|| self.tokens(&piece.context, piece.start, piece.end));
+        if tokens <= max {
+            piece.tokens = Some(tokens);
             return vec![piece];
         }
         piece.context.clear();
-        if self.fits(&[], piece.start, piece.end) {
+        let tokens = self.tokens(&[], piece.start, piece.end);
+        if tokens <= max {
+            piece.tokens = Some(tokens);
             return vec![piece];
         }
-        self.parts(&self.text[piece.start..piece.end], self.chunker.max_tokens)
+        self.parts(&self.text[piece.start..piece.end], max)
             .into_iter()
-            .map(|(offset, part)| Piece {
-                start: piece.start + offset,
-                end: piece.start + offset + part.len(),
-                context: Vec::new(),
-                heading: piece.heading.clone(),
+            .map(|(offset, part)| {
+                let start = piece.start + offset;
+                let end = start + part.len();
+                Piece {
+                    start,
+                    end,
+                    context: Vec::new(),
+                    heading: piece.heading.clone(),
+                    tokens: Some(self.tokens(&[], start, end)),
+                }
             })
             .collect()
     }

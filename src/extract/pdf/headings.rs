@@ -63,6 +63,11 @@ fn from_outline(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
         .enumerate()
         .map(|(i, p)| (p.number, i))
         .collect();
+    // Every line squashed once, not once per outline entry that looks at its page.
+    let squashed: Vec<Vec<String>> = pages
+        .iter()
+        .map(|p| p.lines.iter().map(|l| squash(&l.text)).collect())
+        .collect();
     let mut taken: HashSet<(usize, usize)> = HashSet::new();
     let mut marks = Vec::new();
     for entry in outline {
@@ -81,24 +86,21 @@ fn from_outline(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
             .flatten()
             .filter(|&p| p < pages.len())
             .find_map(|p| {
-                let lines = &pages[p].lines;
+                let lines = &squashed[p];
                 (0..lines.len()).find_map(|i| {
-                    if taken.contains(&(p, i)) {
+                    let first = &lines[i];
+                    if taken.contains(&(p, i)) || first.is_empty() {
                         return None;
                     }
-                    let first = squash(&lines[i].text);
-                    if first.is_empty() {
-                        return None;
-                    }
-                    if shows(&first, &title) {
+                    if shows(first, &title) {
                         return Some((p, i, 1));
                     }
                     // A long title wraps onto a second line.
-                    let second = lines.get(i + 1).map(|l| squash(&l.text))?;
+                    let second = lines.get(i + 1)?;
                     let words = first.trim_start_matches(|c: char| c.is_ascii_digit());
                     (!words.is_empty()
                         && title.starts_with(words)
-                        && shows(&(first.clone() + &second), &title))
+                        && shows(&format!("{first}{second}"), &title))
                     .then_some((p, i, 2))
                 })
             });
