@@ -633,17 +633,6 @@ async fn run_db_only(
         let pool = pool.clone();
         let permit = sem.clone().acquire_owned().await.unwrap();
         tasks.spawn(async move {
-            let usage = ragworker::store::UsageRecord {
-                action: "embedding",
-                user_id: file.user_id,
-                org_id: None,
-                conversation_id: None,
-                provider: "openai",
-                model: "text-embedding-3-small",
-                price_per_million: 0.02,
-                usage: Default::default(),
-                metadata: serde_json::json!({}),
-            };
             ragworker::store::complete_file(
                 &pool,
                 &lease,
@@ -651,7 +640,6 @@ async fn run_db_only(
                 &chunked,
                 vectors,
                 "text-embedding-3-small",
-                &usage,
             )
             .await
             .unwrap();

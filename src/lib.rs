@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod halt;
 pub mod http;
+pub mod ledger;
 mod lock;
 pub mod ownership;
 pub mod progress;
@@ -54,13 +55,19 @@ pub async fn build_worker(
     settings.embedding.check_api_key()?;
     let embedder = Arc::new(embed::Embedder::new(&settings.embedding)?);
     let ownership = ownership::Rules::load(&settings.storage, &pool).await?;
+    let ledger = ledger::Ledger::new(
+        pool.clone(),
+        &settings.embedding.provider,
+        &settings.embedding.model,
+        settings.embedding.price_per_million(),
+    );
     Ok(worker::Worker {
         ownership,
         storage_paused: halt::Halt::new(),
         queue: queue::Queue::new(pool, worker_id, settings.queue.clone()),
         storage: storage::Storage::from_settings(&settings.storage).await?,
         chunker: chunk::Chunker::new(&settings.chunking, embedder.tokenizer())?,
-        batcher: embed::Batcher::spawn(embedder.clone()),
+        batcher: embed::Batcher::spawn(embedder.clone(), Some(ledger)),
         embedder,
         settings,
     })

@@ -32,6 +32,65 @@ pub struct Lease {
     pub claim: i64,
 }
 
+/// The fenced transitions: each matches only while this lease is the file's current one,
+/// and fails with `LeaseLost` (changing nothing) once another claim has taken it. They run
+/// in the caller's transaction, so what commits with them (chunks, the usage row) commits
+/// or not with the status.
+impl Lease {
+    /// Marks the file completed. Runs inside the caller's transaction so the chunks, the
+    /// usage row and the status commit together or not at all.
+    pub async fn complete<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        extracted_text: &str,
+        chunk_count: i32,
+    ) -> Result<(), QueueError> {
+        let done = transition(include_str!("queue/complete.sql"), self)
+            .bind(extracted_text)
+            .bind(chunk_count)
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Ends the file `failed` with a message for the user.
+    pub async fn fail<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        message: &str,
+    ) -> Result<(), QueueError> {
+        let done = transition(include_str!("queue/fail.sql"), self)
+            .bind(message)
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Hands the file back after a deployment problem, without spending an attempt; it is
+    /// eligible again after `delay`, with `message` as its last_error meanwhile.
+    pub async fn postpone<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        message: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let done = transition(include_str!("queue/postpone.sql"), self)
+            .bind(message)
+            .bind(delay.as_secs_f64())
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Hands the file back without spending an attempt (shutdown).
+    pub async fn release<'e>(&self, executor: impl PgExecutor<'e>) -> Result<(), QueueError> {
+        let done = transition(include_str!("queue/release.sql"), self)
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+}
+
 /// A file this worker has claimed, with what processing it needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedFile {
@@ -95,7 +154,8 @@ impl Queue {
     }
 
     /// Claims up to `limit` files. Files whose worker vanished after their last attempt are
-    /// failed first, so they are never claimed again.
+    /// failed first, so they are never claimed again, and what the requests of claims no
+    /// longer live cost (a killed worker's) is rolled up from the ledger into usage_logs.
     pub async fn claim(&self, limit: usize) -> Result<Vec<(ClaimedFile, Lease)>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(include_str!("queue/give_up_expired.sql"))
@@ -103,6 +163,7 @@ impl Queue {
             .bind(self.settings.max_attempts)
             .execute(&mut *tx)
             .await?;
+        crate::ledger::sweep(&mut *tx).await?;
         let files: Vec<ClaimedFile> = sqlx::query_as(include_str!("queue/claim.sql"))
             .persistent(false)
             .bind(&*self.worker_id)
@@ -188,35 +249,6 @@ impl Queue {
         fenced(done.rows_affected())
     }
 
-    /// Marks the file completed. Runs inside the caller's transaction so the chunks, the
-    /// usage row and the status commit together or not at all.
-    pub async fn complete<'e>(
-        executor: impl PgExecutor<'e>,
-        lease: &Lease,
-        extracted_text: &str,
-        chunk_count: i32,
-    ) -> Result<(), QueueError> {
-        let done = transition(include_str!("queue/complete.sql"), lease)
-            .bind(extracted_text)
-            .bind(chunk_count)
-            .execute(executor)
-            .await?;
-        fenced(done.rows_affected())
-    }
-
-    /// Ends the file `failed` with a message for the user.
-    pub async fn fail<'e>(
-        executor: impl PgExecutor<'e>,
-        lease: &Lease,
-        message: &str,
-    ) -> Result<(), QueueError> {
-        let done = transition(include_str!("queue/fail.sql"), lease)
-            .bind(message)
-            .execute(executor)
-            .await?;
-        fenced(done.rows_affected())
-    }
-
     /// Sends the file back to `pending` after a transient failure, or fails it when it has
     /// used its last attempt.
     pub async fn retry_or_give_up<'e>(
@@ -230,7 +262,7 @@ impl Queue {
         match &decision {
             RetryDecision::GiveUp => {
                 let message = format!("gave up after {} attempts: {message}", lease.attempt);
-                Self::fail(executor, lease, &message).await?;
+                lease.fail(executor, &message).await?;
             }
             RetryDecision::Later(delay) => {
                 let done = transition(include_str!("queue/retry.sql"), lease)
@@ -242,32 +274,6 @@ impl Queue {
             }
         }
         Ok(decision)
-    }
-
-    /// Hands the file back after a deployment problem, without spending an attempt; it is
-    /// eligible again after `delay`, with `message` as its last_error meanwhile.
-    pub async fn postpone<'e>(
-        executor: impl PgExecutor<'e>,
-        lease: &Lease,
-        message: &str,
-        delay: Duration,
-    ) -> Result<(), QueueError> {
-        let done = transition(include_str!("queue/postpone.sql"), lease)
-            .bind(message)
-            .bind(delay.as_secs_f64())
-            .execute(executor)
-            .await?;
-        fenced(done.rows_affected())
-    }
-
-    /// Hands the file back without spending an attempt (shutdown).
-    pub async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
-        let mut tx = self.pool.begin().await?;
-        let done = transition(include_str!("queue/release.sql"), lease)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        fenced(done.rows_affected())
     }
 
     /// Capped exponential backoff with jitter between attempts of one file; the provider's

@@ -9,9 +9,11 @@ use uuid::Uuid;
 
 use crate::chunk::{Chunk, Chunked};
 use crate::embed::Usage;
-use crate::queue::{ClaimedFile, Lease, Queue, QueueError};
+use crate::ledger;
+use crate::queue::{ClaimedFile, Lease, QueueError};
 
-/// Who and what a usage row is for.
+/// Who and what a usage row is for, when it is written directly rather than rolled up from
+/// the ledger (a search query's embedding).
 #[derive(Debug, Clone)]
 pub struct UsageRecord<'a> {
     /// `embedding` (a file's chunks) or `search` (a query).
@@ -65,8 +67,9 @@ pub async fn record_usage<'e>(
 }
 
 /// Commits a processed file: `vectors` holds one vector per chunk, in order (the worker
-/// checks it). Fails with `LeaseLost` (and writes nothing) when another worker has taken the
-/// file over meanwhile.
+/// checks it), and the claim's requests are rolled from the ledger into its usage row.
+/// Fails with `LeaseLost` (and writes nothing) when another worker has taken the file over
+/// meanwhile.
 pub async fn complete_file(
     pool: &PgPool,
     lease: &Lease,
@@ -74,18 +77,13 @@ pub async fn complete_file(
     chunked: &Chunked,
     vectors: Vec<HalfVector>,
     model: &str,
-    usage: &UsageRecord<'_>,
 ) -> Result<(), QueueError> {
     let chunks = &chunked.chunks;
     let mut tx = pool.begin().await?;
     // The fenced status change goes first: if the lease is gone, nothing else is written.
-    Queue::complete(
-        &mut *tx,
-        lease,
-        &chunked.extracted_text,
-        chunks.len() as i32,
-    )
-    .await?;
+    lease
+        .complete(&mut *tx, &chunked.extracted_text, chunks.len() as i32)
+        .await?;
     sqlx::query("delete from document_chunks where file_id = $1")
         .persistent(false)
         .bind(file.id)
@@ -135,7 +133,7 @@ pub async fn complete_file(
         .execute(&mut *tx)
         .await?;
     }
-    record_usage(&mut *tx, usage).await?;
+    ledger::settle(&mut *tx, lease, "completed").await?;
     tx.commit().await?;
     Ok(())
 }

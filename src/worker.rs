@@ -15,10 +15,11 @@ use crate::embed::{Batcher, EmbedError, Embedder, Usage};
 use crate::error::{ErrorClass, JobError};
 use crate::extract::{self, ExtractError};
 use crate::halt::Halt;
+use crate::ledger::{self, Payer};
 use crate::ownership;
 use crate::queue::{ClaimedFile, Lease, Queue, QueueError, RetryDecision};
 use crate::storage::Storage;
-use crate::store::{self, UsageRecord};
+use crate::store;
 
 /// How processing one file ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,7 +131,7 @@ impl Worker {
                     _ = stop.cancelled() => Err(JobError::Shutdown),
                 }
             };
-            let outcome = self.settle(&file, &lease, result, usage).await;
+            let outcome = self.settle(&lease, result, usage).await;
             metrics::counter!("ragworker_files_total", "outcome" => outcome.label()).increment(1);
             match &outcome {
                 Outcome::Completed { chunks, tokens } => {
@@ -198,7 +199,8 @@ impl Worker {
             .iter()
             .map(|c| (c.embed_input.as_str(), c.token_count as usize))
             .collect();
-        let (vectors, spent) = self.batcher.embed(&inputs).await;
+        let payer = Arc::new(Payer::new(file, lease));
+        let (vectors, spent) = self.batcher.embed(&inputs, Some(payer)).await;
         *usage += spent;
         let vectors = vectors?;
         // The engine answers one vector per input; should it not, the file fails with the
@@ -212,7 +214,6 @@ impl Worker {
             .into());
         }
 
-        let record = self.usage_record(file, lease, *usage, "completed");
         store::complete_file(
             self.queue.pool(),
             lease,
@@ -220,7 +221,6 @@ impl Worker {
             &chunked,
             vectors,
             self.embedder.model(),
-            &record,
         )
         .await?;
         metrics::counter!("ragworker_chunks_total").increment(chunked.chunks.len() as u64);
@@ -242,36 +242,11 @@ impl Worker {
         after
     }
 
-    fn usage_record(
-        &self,
-        file: &ClaimedFile,
-        lease: &Lease,
-        usage: Usage,
-        outcome: &str,
-    ) -> UsageRecord<'_> {
-        UsageRecord {
-            action: "embedding",
-            user_id: file.user_id,
-            org_id: file.org_id,
-            conversation_id: file.conversation_id,
-            provider: &self.settings.embedding.provider,
-            model: self.embedder.model(),
-            price_per_million: self.settings.embedding.price_per_million(),
-            usage,
-            metadata: serde_json::json!({
-                "file_id": file.id,
-                "attempt": lease.attempt,
-                "worker_id": lease.worker_id.as_ref(),
-                "outcome": outcome,
-            }),
-        }
-    }
-
-    /// Records how the file ended. Tokens already paid for are recorded whatever the outcome:
-    /// money spent is money recorded.
+    /// Records how the file ended, and rolls what its requests cost from the ledger into a
+    /// usage row in the same transaction, whatever the outcome: money spent is money
+    /// recorded.
     async fn settle(
         &self,
-        file: &ClaimedFile,
         lease: &Lease,
         result: Result<usize, JobError>,
         usage: Usage,
@@ -314,29 +289,28 @@ impl Worker {
                         }
                         ErrorClass::Paused => {
                             let after = self.pause(&err, &message);
-                            Queue::postpone(&mut *tx, lease, &message, after).await?;
+                            lease.postpone(&mut *tx, &message, after).await?;
                             Outcome::Retrying {
                                 error: message.clone(),
                                 after,
                             }
                         }
                         _ => {
-                            Queue::fail(&mut *tx, lease, &message).await?;
+                            lease.fail(&mut *tx, &message).await?;
                             Outcome::Failed {
                                 error: message.clone(),
                             }
                         }
                     };
-                    if spent(&usage) {
-                        let record = self.usage_record(file, lease, usage, outcome.label());
-                        store::record_usage(&mut *tx, &record).await?;
-                    }
+                    ledger::settle(&mut *tx, lease, outcome.label()).await?;
                     tx.commit().await?;
                     Ok(outcome)
                 }
                 ErrorClass::Shutdown => {
-                    self.queue.release(lease).await?;
-                    self.record_spent(file, lease, usage, "released").await;
+                    let mut tx = self.queue.pool().begin().await?;
+                    lease.release(&mut *tx).await?;
+                    ledger::settle(&mut *tx, lease, "released").await?;
+                    tx.commit().await?;
                     Ok(Outcome::Released)
                 }
                 ErrorClass::LeaseLost => Err(QueueError::LeaseLost),
@@ -348,14 +322,14 @@ impl Worker {
             Err(QueueError::LeaseLost) => {
                 // Another worker will redo (and pay for) this file; what this worker spent
                 // was still spent.
-                self.record_spent(file, lease, usage, "lease_lost").await;
+                self.settle_spent(lease, "lease_lost").await;
                 Outcome::LeaseLost
             }
             Err(QueueError::Database(e)) => {
                 // The outcome could not be written (database down). The lease will expire and
-                // the file will be claimed again; nothing is lost.
+                // the file will be claimed again; nothing is lost, and the ledger's rows of
+                // this claim are rolled up by whichever claim comes after the lease.
                 tracing::error!(error = %e, "could not record the outcome; the file will be retried when its lease expires");
-                self.record_spent(file, lease, usage, "unrecorded").await;
                 Outcome::Retrying {
                     error: format!("{message} (and the outcome could not be recorded: {e})"),
                     after: self.queue.settings().lease(),
@@ -364,25 +338,19 @@ impl Worker {
         }
     }
 
-    async fn record_spent(&self, file: &ClaimedFile, lease: &Lease, usage: Usage, outcome: &str) {
-        if !spent(&usage) {
-            return;
-        }
-        let record = self.usage_record(file, lease, usage, outcome);
-        let recorded = async {
+    /// Rolls this claim's ledger rows into a usage row outside any transition (the lease
+    /// is gone; the rows are still this claim's). Should it fail, the next claim's sweep
+    /// does it.
+    async fn settle_spent(&self, lease: &Lease, outcome: &str) {
+        let settled = async {
             let mut tx = self.queue.pool().begin().await?;
-            store::record_usage(&mut *tx, &record).await?;
+            ledger::settle(&mut *tx, lease, outcome).await?;
             tx.commit().await
         };
-        if let Err(e) = recorded.await {
-            tracing::error!(error = %e, tokens = usage.tokens, "could not record embedding usage");
+        if let Err(e) = settled.await {
+            tracing::warn!(error = %e, "could not record embedding usage now; the next claim will");
         }
     }
-}
-
-/// Usage rows record money: only billed tokens make one (failed requests are not billed).
-fn spent(usage: &Usage) -> bool {
-    usage.tokens > 0
 }
 
 /// Extends the lease until aborted; cancels `lost` when another worker has the file.

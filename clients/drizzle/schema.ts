@@ -178,6 +178,44 @@ export const usageLogs = pgTable(
   ],
 );
 
+/** The cost ledger: one row per embedding request and file, written before the request is
+ * sent; `usage_logs` rows are rolled up from it. The operator's table: app users have no
+ * access (RLS on, no policy, no grants). */
+export const embeddingRequests = pgTable(
+  'embedding_requests',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    requestId: uuid('request_id').notNull(),
+    fileId: uuid('file_id').notNull(),
+    claimSeq: bigint('claim_seq', { mode: 'number' }).notNull(),
+    attempt: integer('attempt').notNull(),
+    retry: integer('retry').notNull().default(0),
+    workerId: text('worker_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    orgId: uuid('org_id'),
+    conversationId: uuid('conversation_id'),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    inputs: integer('inputs').notNull(),
+    /** USD per million tokens when the request was sent, as a decimal string. */
+    pricePerMillionUsd: numeric('price_per_million_usd').notNull().default('0'),
+    tokensCounted: bigint('tokens_counted', { mode: 'number' }).notNull(),
+    tokensBilled: bigint('tokens_billed', { mode: 'number' }),
+    status: text('status', { enum: ['sent', 'billed', 'refused'] }).notNull().default('sent'),
+    httpStatus: integer('http_status'),
+    sentAt: timestamp('sent_at', { withTimezone: true }).notNull().defaultNow(),
+    answeredAt: timestamp('answered_at', { withTimezone: true }),
+    settledAt: timestamp('settled_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('embedding_requests_open_idx')
+      .on(t.fileId, t.claimSeq)
+      .where(sql`settled_at is null`),
+    index('embedding_requests_sent_idx').on(t.sentAt),
+    check('embedding_requests_status_check', sql`${t.status} in ('sent', 'billed', 'refused')`),
+  ],
+).enableRLS();
+
 /** The buckets files rows may name, and the rule their paths follow (`ragworker migrate`
  * writes it from the configuration). */
 export const ragworkerBuckets = pgTable(
@@ -225,6 +263,7 @@ export type File = typeof files.$inferSelect;
 export type NewFile = typeof files.$inferInsert;
 export type DocumentChunk = typeof documentChunks.$inferSelect;
 export type UsageLog = typeof usageLogs.$inferSelect;
+export type EmbeddingRequest = typeof embeddingRequests.$inferSelect;
 
 /** A row of `search_similar_chunks(query_embedding, user_id, match_threshold, match_count)`
  * and of `search_org_chunks(query_embedding, org_id, match_threshold, match_count)`. */

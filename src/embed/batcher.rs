@@ -13,11 +13,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{combine_parts, EmbedError, Embedded, Embedder, Prepared, Usage};
+use super::{combine_parts, Bill, EmbedError, Embedded, Embedder, Prepared, Usage};
+use crate::ledger::{split_exactly, Ledger, Payer, Share};
 
 /// What one file asked for.
 struct Job {
     slots: Mutex<JobState>,
+    /// Who pays: with the engine's ledger, each request is recorded against it.
+    payer: Option<Arc<Payer>>,
 }
 
 struct JobState {
@@ -54,15 +57,27 @@ pub struct Batcher {
     stopped: Stopped,
 }
 
+/// What the engine's request tasks share.
+struct Engine {
+    embedder: Arc<Embedder>,
+    /// Where requests made for files are recorded before they are sent (none: not recorded,
+    /// as in benchmarks of the engine alone).
+    ledger: Option<Ledger>,
+}
+
 impl Batcher {
     /// Starts the engine's task, and a watcher that owns it: should the task end by a
     /// panic (the only way it ends while handles remain), the reason is kept, every file
     /// waiting for it gets `EngineStopped`, and [`Batcher::stopped`] tells the worker to
     /// claim nothing more, rather than failing file after file "transiently".
-    pub fn spawn(embedder: Arc<Embedder>) -> Self {
+    pub fn spawn(embedder: Arc<Embedder>, ledger: Option<Ledger>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stopped: Stopped = Arc::default();
-        let engine = tokio::spawn(run(embedder.clone(), rx, stopped.clone()));
+        let shared = Arc::new(Engine {
+            embedder: embedder.clone(),
+            ledger,
+        });
+        let engine = tokio::spawn(run(shared, rx, stopped.clone()));
         let watch = stopped.clone();
         tokio::spawn(async move {
             if let Err(e) = engine.await {
@@ -94,8 +109,9 @@ impl Batcher {
     }
 
     /// Embeds one file's chunks; returns the vectors in input order and this file's share of
-    /// what was spent (also when it fails part-way).
-    pub async fn embed(&self, inputs: &[(&str, usize)]) -> Embedded {
+    /// what was spent (also when it fails part-way). Requests are recorded in the ledger
+    /// against `payer`.
+    pub async fn embed(&self, inputs: &[(&str, usize)], payer: Option<Arc<Payer>>) -> Embedded {
         if inputs.is_empty() {
             return (Ok(Vec::new()), Usage::default());
         }
@@ -116,6 +132,7 @@ impl Batcher {
                 error: None,
                 reply: Some(reply),
             }),
+            payer,
         });
         let items = texts
             .into_iter()
@@ -155,12 +172,8 @@ fn record_stop(stopped: &Stopped, reason: String) {
 /// `batch_linger_ms`. Requests run concurrently, owned here; the embedder's limiter paces
 /// them. A request task that panics stops the engine (its files, and every later one, get
 /// `EngineStopped`): the state it shared with the others can no longer be trusted.
-async fn run(
-    embedder: Arc<Embedder>,
-    mut rx: mpsc::UnboundedReceiver<Submission>,
-    stopped: Stopped,
-) {
-    let settings = embedder.settings().clone();
+async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Submission>, stopped: Stopped) {
+    let settings = engine.embedder.settings().clone();
     let linger = Duration::from_millis(settings.batch_linger_ms);
     let mut queue: VecDeque<Item> = VecDeque::new();
     let mut requests: JoinSet<()> = JoinSet::new();
@@ -193,12 +206,12 @@ async fn run(
                 continue;
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                flush(&embedder, &mut queue, &settings, true, &mut requests);
+                flush(&engine, &mut queue, &settings, true, &mut requests);
                 oldest = (!queue.is_empty()).then(Instant::now);
                 continue;
             }
         }
-        flush(&embedder, &mut queue, &settings, !open, &mut requests);
+        flush(&engine, &mut queue, &settings, !open, &mut requests);
         if queue.is_empty() {
             oldest = None;
         }
@@ -207,7 +220,7 @@ async fn run(
 
 /// Sends every full request in the queue, and the partial rest too when `all`.
 fn flush(
-    embedder: &Arc<Embedder>,
+    engine: &Arc<Engine>,
     queue: &mut VecDeque<Item>,
     settings: &crate::config::EmbeddingSettings,
     all: bool,
@@ -227,7 +240,7 @@ fn flush(
         let (count, tokens) = fill(
             queue,
             settings.max_inputs_per_request,
-            embedder.max_request_tokens(),
+            engine.embedder.max_request_tokens(),
         );
         // Full: at the input limit, or the next item would exceed the token limit.
         let full = count == settings.max_inputs_per_request || count < queue.len();
@@ -235,7 +248,7 @@ fn flush(
             return;
         }
         let batch: Vec<Item> = queue.drain(..count).collect();
-        requests.spawn(send(embedder.clone(), batch, tokens as u64));
+        requests.spawn(send(engine.clone(), batch, tokens as u64));
     }
 }
 
@@ -253,10 +266,10 @@ fn fill(queue: &VecDeque<Item>, max_inputs: usize, max_tokens: usize) -> (usize,
     (count, tokens)
 }
 
-async fn send(embedder: Arc<Embedder>, batch: Vec<Item>, tokens: u64) {
+async fn send(engine: Arc<Engine>, batch: Vec<Item>, tokens: u64) {
     let texts: Vec<String> = batch.iter().map(|i| i.text.clone()).collect();
     let mut usage = Usage::default();
-    let result = embedder.send(texts, tokens, &mut usage).await;
+    let result = engine.send(&batch, texts, tokens, &mut usage).await;
     let jobs = distinct_jobs(&batch);
     // A request the provider rejected for its input fails only the file whose input it was:
     // with several files in the request, each is retried on its own once.
@@ -281,12 +294,46 @@ async fn send(embedder: Arc<Embedder>, batch: Vec<Item>, tokens: u64) {
             let tokens = own.iter().map(|i| i.tokens as u64).sum();
             let texts = own.iter().map(|i| i.text.clone()).collect();
             let mut usage = Usage::default();
-            let result = embedder.send(texts, tokens, &mut usage).await;
+            let result = engine.send(&own, texts, tokens, &mut usage).await;
             deliver(&own, result, usage, false);
         }
         return;
     }
     deliver(&batch, result, usage, false);
+}
+
+impl Engine {
+    /// One request for `batch`, recorded in the ledger against each file in it (those
+    /// with a payer), with that file's inputs and tokens.
+    async fn send(
+        &self,
+        batch: &[Item],
+        texts: Vec<String>,
+        tokens: u64,
+        usage: &mut Usage,
+    ) -> Result<Vec<HalfVector>, EmbedError> {
+        let shares: Vec<Share> = distinct_jobs(batch)
+            .iter()
+            .filter_map(|job| {
+                let payer = job.payer.clone()?;
+                let own = batch.iter().filter(|i| Arc::ptr_eq(&i.job, job));
+                let (inputs, tokens) = own.fold((0, 0), |(n, t), i| (n + 1, t + i.tokens as u64));
+                Some(Share {
+                    payer,
+                    inputs,
+                    tokens,
+                })
+            })
+            .collect();
+        let bill = match &self.ledger {
+            Some(ledger) if !shares.is_empty() => Some(Bill {
+                ledger,
+                shares: &shares,
+            }),
+            _ => None,
+        };
+        self.embedder.send(texts, tokens, usage, bill).await
+    }
 }
 
 fn distinct_jobs(batch: &[Item]) -> Vec<Arc<Job>> {
@@ -369,37 +416,6 @@ fn finish_if_done(state: &mut JobState) {
     }
 }
 
-/// Splits `total` in proportion to `weights` so that the parts add up to `total` exactly
-/// (largest remainders get the leftover units).
-pub fn split_exactly(total: u64, weights: &[u64]) -> Vec<u64> {
-    let sum: u64 = weights.iter().sum();
-    if weights.is_empty() {
-        return Vec::new();
-    }
-    if sum == 0 {
-        let mut parts = vec![0; weights.len()];
-        parts[0] = total;
-        return parts;
-    }
-    let mut parts: Vec<u64> = weights
-        .iter()
-        .map(|&w| (u128::from(total) * u128::from(w) / u128::from(sum)) as u64)
-        .collect();
-    let mut left = total - parts.iter().sum::<u64>();
-    let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by_key(|&i| {
-        std::cmp::Reverse(u128::from(total) * u128::from(weights[i]) % u128::from(sum))
-    });
-    for i in order {
-        if left == 0 {
-            break;
-        }
-        parts[i] += 1;
-        left -= 1;
-    }
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,10 +428,10 @@ mod tests {
         let settings =
             crate::config::Settings::from_toml_layers(&["[embedding]\napi_key = \"sk-test\""])
                 .unwrap();
-        let batcher = Batcher::spawn(Arc::new(Embedder::new(&settings.embedding).unwrap()));
+        let batcher = Batcher::spawn(Arc::new(Embedder::new(&settings.embedding).unwrap()), None);
         assert_eq!(batcher.stopped(), None);
         batcher.tx.send(Submission::Panic).unwrap();
-        let (result, usage) = batcher.embed(&[("a question", 2)]).await;
+        let (result, usage) = batcher.embed(&[("a question", 2)], None).await;
         let err = result.unwrap_err();
         // The watcher records the reason as the task ends; the file may have been refused
         // just before.
@@ -432,7 +448,7 @@ mod tests {
         assert!(matches!(err, EmbedError::EngineStopped(_)), "{err:?}");
         assert_eq!(err.class(), crate::error::ErrorClass::Shutdown);
         assert_eq!(usage, Usage::default());
-        let (later, _) = batcher.embed(&[("another", 2)]).await;
+        let (later, _) = batcher.embed(&[("another", 2)], None).await;
         assert_eq!(
             later.unwrap_err().to_string(),
             "the embedding engine stopped: its task panicked: injected fault"
@@ -454,17 +470,6 @@ mod tests {
     }
 
     #[test]
-    fn token_shares_add_up_exactly() {
-        assert_eq!(split_exactly(100, &[50, 50]), vec![50, 50]);
-        assert_eq!(split_exactly(10, &[1, 1, 1]).iter().sum::<u64>(), 10);
-        assert_eq!(split_exactly(7, &[0, 0]), vec![7, 0]);
-        let parts = split_exactly(1001, &[333, 333, 334]);
-        assert_eq!(parts.iter().sum::<u64>(), 1001);
-        // The provider counted the same as we did: shares equal own counts.
-        assert_eq!(split_exactly(900, &[100, 300, 500]), vec![100, 300, 500]);
-    }
-
-    #[test]
     fn requests_are_packed_to_both_limits() {
         let job = Arc::new(Job {
             slots: Mutex::new(JobState {
@@ -474,6 +479,7 @@ mod tests {
                 error: None,
                 reply: None,
             }),
+            payer: None,
         });
         let queue: VecDeque<Item> = [300, 300, 300, 50]
             .into_iter()

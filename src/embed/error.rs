@@ -50,6 +50,10 @@ pub enum EmbedError {
     /// any more. Not the file's fault: it is released, and the worker stops claiming.
     #[error("the embedding engine stopped: {0}")]
     EngineStopped(String),
+    /// The request could not be written to the cost ledger before sending (the database
+    /// failed), so it was not sent: money is only spent where it is recorded.
+    #[error("could not record the request in the cost ledger: {0}")]
+    Ledger(String),
 }
 
 fn code_suffix(code: &Option<String>) -> String {
@@ -82,7 +86,9 @@ impl EmbedError {
                     _ => ErrorClass::Permanent,
                 }
             }
-            EmbedError::Network(_) => ErrorClass::Transient { retry_after: None },
+            EmbedError::Network(_) | EmbedError::Ledger(_) => {
+                ErrorClass::Transient { retry_after: None }
+            }
             // The local model is deterministic: what failed once fails again.
             EmbedError::BadResponse(_)
             | EmbedError::InputTooLong { .. }

@@ -36,6 +36,7 @@ pub use transport::ProviderFailure;
 use crate::chunk::Tokenizer;
 use crate::config::{EmbeddingSettings, EncodingFormat, OversizeInput};
 use crate::halt::Halt;
+use crate::ledger::{Entry, Ledger, Share};
 use local::LocalModel;
 
 /// What embedding cost, for usage_logs. Tokens are the provider's own count.
@@ -94,6 +95,41 @@ pub type Embedded = (Result<Vec<HalfVector>, EmbedError>, Usage);
 
 /// A 200 answer: vectors with their `index`, and the tokens the provider billed.
 type Answer = (Vec<(u32, Vec<f16>)>, u64);
+
+/// Where a request's cost is written down: the ledger, and the files the request is for.
+#[derive(Clone, Copy)]
+pub struct Bill<'a> {
+    pub ledger: &'a Ledger,
+    pub shares: &'a [Share],
+}
+
+impl Bill<'_> {
+    /// Written and committed before the request goes out; if it cannot be, the request
+    /// does not go out.
+    async fn record(&self, retry: u32) -> Result<Entry, EmbedError> {
+        self.ledger
+            .record(self.shares, retry)
+            .await
+            .map_err(|e| EmbedError::Ledger(e.to_string()))
+    }
+
+    /// The provider's answer: its count when it billed, nothing when it refused. Without an
+    /// answer (a broken connection, a timeout, an unreadable 200) the row stays `sent` and
+    /// counts at our own count, since the provider may well have billed it.
+    async fn answer<T>(&self, entry: Entry, outcome: &Result<(T, u64), EmbedError>) {
+        match outcome {
+            Ok((_, billed)) => self.ledger.confirm(entry, self.shares, *billed).await,
+            Err(
+                EmbedError::Api { status, .. }
+                | EmbedError::ProviderInputTooLong { status, .. }
+                | EmbedError::ProviderBatchTooLarge { status, .. },
+            ) => self.ledger.refuse(entry, Some(*status)).await,
+            // The in-process model failed: nothing was spent anywhere.
+            Err(EmbedError::Local(_)) => self.ledger.refuse(entry, None).await,
+            Err(_) => {}
+        }
+    }
+}
 
 /// Client for one configured model, shared by every file in flight: one rate limiter, one
 /// concurrency cap and one circuit breaker per provider.
@@ -235,7 +271,10 @@ impl Embedder {
             self.max_request_tokens(),
         ) {
             let tokens = counts[batch.clone()].iter().sum::<usize>() as u64;
-            vectors.extend(self.send(texts[batch].to_vec(), tokens, usage).await?);
+            vectors.extend(
+                self.send(texts[batch].to_vec(), tokens, usage, None)
+                    .await?,
+            );
         }
         Ok(combine_parts(vectors, &parts))
     }
@@ -275,19 +314,21 @@ impl Embedder {
 
     /// Sends one request's worth of inputs, paced by the limiter and retried on transient
     /// errors; returns the vectors in input order. `usage` gets the billed tokens and the
-    /// request and retry counts.
+    /// request and retry counts; with a `bill`, every try is in the ledger before it is sent.
     pub async fn send(
         &self,
         texts: Vec<String>,
         tokens: u64,
         usage: &mut Usage,
+        bill: Option<Bill<'_>>,
     ) -> Result<Vec<HalfVector>, EmbedError> {
         let (client, limiter) = match &self.backend {
             Backend::Api { client, limiter } => (client, limiter),
             Backend::Local { model, gate } => {
-                return Self::send_local(model, gate, texts, usage).await
+                return Self::send_local(model, gate, texts, usage, bill).await
             }
         };
+        let tries = std::sync::atomic::AtomicU32::new(0);
         if let Some(err) = self.halted() {
             return Err(err);
         }
@@ -303,10 +344,18 @@ impl Embedder {
                 return Err(err);
             }
             let _permit = limiter.acquire(tokens).await;
+            let retry = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let entry = match &bill {
+                Some(bill) => Some((bill, bill.record(retry).await?)),
+                None => None,
+            };
             let result = self
                 .request(client, texts.clone())
                 .await
                 .map_err(|e| self.explain(e));
+            if let Some((bill, entry)) = entry {
+                bill.answer(entry, &result).await;
+            }
             match &result {
                 Ok(_) => limiter.succeeded(),
                 Err(e) if e.is_rate_limit() && e.is_retryable() => {
@@ -392,8 +441,16 @@ impl Embedder {
         gate: &tokio::sync::Semaphore,
         texts: Vec<String>,
         usage: &mut Usage,
+        bill: Option<Bill<'_>>,
     ) -> Result<Vec<HalfVector>, EmbedError> {
-        let _turn = gate.acquire().await.expect("the gate is never closed");
+        let _turn = gate
+            .acquire()
+            .await
+            .map_err(|_| EmbedError::EngineStopped("the local model's gate closed".into()))?;
+        let entry = match &bill {
+            Some(bill) => Some((bill, bill.record(0).await?)),
+            None => None,
+        };
         let started = Instant::now();
         let model = model.clone();
         let embedded = tokio::task::spawn_blocking(move || {
@@ -401,8 +458,16 @@ impl Embedder {
             model.embed(&refs)
         })
         .await
-        .map_err(|e| EmbedError::Local(format!("the model crashed: {e}")))?
-        .map_err(|e| EmbedError::Local(e.to_string()))?;
+        .map_err(|e| EmbedError::Local(format!("the model crashed: {e}")))
+        .and_then(|r| r.map_err(|e| EmbedError::Local(e.to_string())))
+        .map(|e| {
+            let tokens = e.tokens;
+            (e, tokens)
+        });
+        if let Some((bill, entry)) = entry {
+            bill.answer(entry, &embedded).await;
+        }
+        let (embedded, _) = embedded?;
         usage.requests += 1;
         usage.tokens += embedded.tokens;
         metrics::histogram!("ragworker_embedding_request_seconds")

@@ -194,7 +194,7 @@ async fn pacing_against_a_token_limit_keeps_429s_under_one_percent() {
         tasks.spawn(async move {
             let mut usage = Usage::default();
             embedder
-                .send(vec![text], tokens as u64, &mut usage)
+                .send(vec![text], tokens as u64, &mut usage, None)
                 .await
                 .unwrap();
         });

@@ -11,6 +11,7 @@ mod embedding_faults;
 mod failures;
 mod formats;
 mod ingest;
+mod ledger;
 mod local_model;
 mod local_search;
 mod models;

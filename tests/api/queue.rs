@@ -68,11 +68,11 @@ async fn a_worker_whose_lease_was_taken_over_writes_nothing() {
         Err(QueueError::LeaseLost)
     ));
     assert!(matches!(
-        ragworker::queue::Queue::fail(&env.pool, &stale_lease, "stale").await,
+        stale_lease.fail(&env.pool, "stale").await,
         Err(QueueError::LeaseLost)
     ));
     assert!(matches!(
-        stale.queue.release(&stale_lease).await,
+        stale_lease.release(&env.pool).await,
         Err(QueueError::LeaseLost)
     ));
     // ...and processing the file to the end writes no chunk and no status.
@@ -111,7 +111,7 @@ async fn a_stale_lease_of_the_same_worker_and_attempt_writes_nothing() {
     let id = env.enqueue(Uuid::new_v4(), "notes.txt").await;
     let queue = &env.worker.queue;
     let (_, old) = queue.claim(1).await.unwrap().pop().unwrap();
-    queue.release(&old).await.unwrap();
+    old.release(&env.pool).await.unwrap();
     let (file, released_again) = queue.claim(1).await.unwrap().pop().unwrap();
     assert_eq!(
         released_again.attempt, old.attempt,
@@ -124,7 +124,7 @@ async fn a_stale_lease_of_the_same_worker_and_attempt_writes_nothing() {
             Err(QueueError::LeaseLost)
         ));
         assert!(matches!(
-            queue.release(stale).await,
+            stale.release(&env.pool).await,
             Err(QueueError::LeaseLost)
         ));
     }
@@ -144,7 +144,7 @@ async fn a_stale_lease_of_the_same_worker_and_attempt_writes_nothing() {
     assert_eq!(reclaimed.attempt, lease.attempt);
     for stale in [&old, &lease] {
         assert!(matches!(
-            ragworker::queue::Queue::fail(&env.pool, stale, "stale").await,
+            stale.fail(&env.pool, "stale").await,
             Err(QueueError::LeaseLost)
         ));
     }

@@ -142,7 +142,12 @@ fn service_role_contract() -> BTreeSet<String> {
         "org_members: DELETE",
     ]);
     expected.extend(callable_functions());
-    for table in ["files", "document_chunks", "usage_logs"] {
+    for table in [
+        "files",
+        "document_chunks",
+        "usage_logs",
+        "embedding_requests",
+    ] {
         for p in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
             expected.insert(format!("{table}: {p}"));
         }

@@ -148,7 +148,7 @@ impl FakeOpenAi {
             stats: Stats::default(),
         });
         let app = Router::new()
-            .route("/v1/embeddings", post(embeddings))
+            .route("/v1/embeddings", post(billed_even_if_abandoned))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -232,6 +232,29 @@ fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response 
         Json(json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })),
     )
         .into_response()
+}
+
+/// A provider finishes (and bills) a request it received whole even if its client went away
+/// meanwhile, as OpenAI does: the body is read and the answer computed in a task of its own,
+/// which a dropped connection does not cancel.
+async fn billed_even_if_abandoned(
+    state: State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let work = async move {
+        match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(bytes) => {
+                embeddings(state, headers, String::from_utf8_lossy(&bytes).into_owned()).await
+            }
+            // The client went away before sending all of it: not a request.
+            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
+    };
+    match tokio::spawn(work).await {
+        Ok(response) => response,
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: String) -> Response {
