@@ -11,12 +11,8 @@ mod pack;
 
 use std::sync::Arc;
 
-use text_splitter::ChunkSizer;
-use tiktoken_rs::CoreBPE;
-
-use crate::embed::local::LocalModel;
-
 use crate::config::ChunkingSettings;
+pub use crate::embed::Tokenizer;
 use crate::extract::{Document, Format};
 
 /// Separator placed between sections (PDF pages) in `extracted_text`.
@@ -53,47 +49,6 @@ pub struct Chunked {
     pub chunks: Vec<Chunk>,
     /// The template that made the chunks' `embed_input`, recorded in their metadata.
     pub embed_template: Arc<str>,
-}
-
-/// The cl100k_base tokenizer (OpenAI's embedding models), built once per process: loading
-/// its 100k-entry vocabulary takes a noticeable fraction of a second.
-pub fn cl100k() -> Result<Arc<CoreBPE>, String> {
-    static BPE: std::sync::OnceLock<Result<Arc<CoreBPE>, String>> = std::sync::OnceLock::new();
-    BPE.get_or_init(|| {
-        tiktoken_rs::cl100k_base()
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
-    })
-    .clone()
-}
-
-/// Counts tokens the way the embedding model will, so a chunk of `max_tokens` is exactly
-/// what the model accepts.
-#[derive(Clone)]
-pub enum Tokenizer {
-    /// OpenAI's embedding models.
-    Cl100k(Arc<CoreBPE>),
-    /// The in-process model; counts include its [CLS] and [SEP] tokens.
-    Local(Arc<LocalModel>),
-}
-
-impl Tokenizer {
-    pub fn cl100k() -> Result<Self, String> {
-        cl100k().map(Tokenizer::Cl100k)
-    }
-
-    pub fn count(&self, text: &str) -> usize {
-        match self {
-            Tokenizer::Cl100k(bpe) => bpe.encode_ordinary(text).len(),
-            Tokenizer::Local(model) => model.count_tokens(text),
-        }
-    }
-}
-
-impl ChunkSizer for Tokenizer {
-    fn size(&self, chunk: &str) -> usize {
-        self.count(chunk)
-    }
 }
 
 /// Chunker shared by all files in flight; building the tokenizer is the expensive part.

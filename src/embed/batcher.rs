@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{combine_parts, Bill, EmbedError, Embedded, Embedder, Prepared, Usage};
+use super::{combine_parts, pack, Bill, EmbedError, Embedded, Embedder, Prepared, Usage};
 use crate::ledger::{split_exactly, Ledger, Payer, Share};
 
 /// What one file asked for.
@@ -237,8 +237,8 @@ fn flush(
             finish_if_done(&mut state);
             false
         });
-        let (count, tokens) = fill(
-            queue,
+        let (count, tokens) = pack::fits(
+            queue.iter().map(|item| item.tokens),
             settings.max_inputs_per_request,
             engine.embedder.max_request_tokens(),
         );
@@ -250,20 +250,6 @@ fn flush(
         let batch: Vec<Item> = queue.drain(..count).collect();
         requests.spawn(send(engine.clone(), batch, tokens as u64));
     }
-}
-
-/// How many items from the front fit in one request, and their tokens.
-fn fill(queue: &VecDeque<Item>, max_inputs: usize, max_tokens: usize) -> (usize, usize) {
-    let mut count = 0;
-    let mut tokens = 0;
-    for item in queue.iter().take(max_inputs) {
-        if count > 0 && tokens + item.tokens > max_tokens {
-            break;
-        }
-        count += 1;
-        tokens += item.tokens;
-    }
-    (count, tokens)
 }
 
 async fn send(engine: Arc<Engine>, batch: Vec<Item>, tokens: u64) {
@@ -467,33 +453,5 @@ mod tests {
         assert!(job.is_poisoned());
         *lock(&job) += 1;
         assert_eq!(*lock(&job), 2);
-    }
-
-    #[test]
-    fn requests_are_packed_to_both_limits() {
-        let job = Arc::new(Job {
-            slots: Mutex::new(JobState {
-                vectors: Vec::new(),
-                missing: 0,
-                usage: Usage::default(),
-                error: None,
-                reply: None,
-            }),
-            payer: None,
-        });
-        let queue: VecDeque<Item> = [300, 300, 300, 50]
-            .into_iter()
-            .enumerate()
-            .map(|(index, tokens)| Item {
-                job: job.clone(),
-                index,
-                text: String::new(),
-                tokens,
-            })
-            .collect();
-        assert_eq!(fill(&queue, 10, 700), (2, 600));
-        assert_eq!(fill(&queue, 3, 10_000), (3, 900));
-        // A single item over the token limit still goes alone rather than never.
-        assert_eq!(fill(&queue, 10, 100), (1, 300));
     }
 }

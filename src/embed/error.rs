@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_openai::error::OpenAIError;
 
-use super::transport::ProviderFailure;
+use super::api::ProviderFailure;
 use crate::error::ErrorClass;
 
 #[derive(Debug, Clone, thiserror::Error)]

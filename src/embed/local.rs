@@ -4,15 +4,24 @@
 //! vectors match those other tools compute for the same model.
 //!
 //! Everything here is synchronous and CPU-bound (candle spreads each matmul over all cores);
-//! async callers run it inside `tokio::task::spawn_blocking`.
+//! async callers run it inside `tokio::task::spawn_blocking`, which [`Local`], the
+//! backend, does one batch at a time.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
+use half::f16;
+use pgvector::HalfVector;
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use super::vectors::check_values;
+use super::{Bill, EmbedError, Usage};
+use crate::config::EmbeddingSettings;
 
 const FETCH_HINT: &str = "run scripts/fetch_model.sh or point embedding.local_model_dir at a \
                           sentence-transformers snapshot";
@@ -381,6 +390,95 @@ fn plan_batches(lengths: &[usize], max_inputs: usize, max_tokens: usize) -> Vec<
         batches.push(current);
     }
     batches
+}
+
+/// The in-process backend: the model, one forward pass at a time.
+pub(super) struct Local {
+    pub(super) model: Arc<LocalModel>,
+    /// One batch at a time: a forward pass already uses every core, and two would only
+    /// contend for them.
+    gate: tokio::sync::Semaphore,
+}
+
+impl Local {
+    /// Loads the model from `embedding.local_model_dir` and checks that it produces the
+    /// configured dimension and reads inputs as long as the configured limit.
+    pub(super) fn load(settings: &EmbeddingSettings) -> Result<Self, EmbedError> {
+        let model = Arc::new(
+            LocalModel::load(&settings.local_model_dir)
+                .map_err(|e| EmbedError::Local(e.to_string()))?,
+        );
+        if model.dimensions() != settings.dimensions as usize {
+            return Err(EmbedError::Local(format!(
+                "the model in {} produces {}-dimensional vectors but embedding.dimensions is {}",
+                settings.local_model_dir.display(),
+                model.dimensions(),
+                settings.dimensions
+            )));
+        }
+        if settings.max_input_tokens > model.max_input_tokens() {
+            return Err(EmbedError::Local(format!(
+                "embedding.max_input_tokens ({}) exceeds what the model reads ({} tokens): longer chunks would be cut",
+                settings.max_input_tokens,
+                model.max_input_tokens()
+            )));
+        }
+        Ok(Self {
+            model,
+            gate: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    /// One forward pass of the local model on the blocking pool. Its usage is the tokens
+    /// the model read (at no cost), so usage_logs shows local work like paid work.
+    pub(super) async fn send(
+        &self,
+        texts: Vec<String>,
+        usage: &mut Usage,
+        bill: Option<Bill<'_>>,
+    ) -> Result<Vec<HalfVector>, EmbedError> {
+        let _turn = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| EmbedError::EngineStopped("the local model's gate closed".into()))?;
+        let entry = match &bill {
+            Some(bill) => Some((bill, bill.record(0).await?)),
+            None => None,
+        };
+        let started = Instant::now();
+        let model = self.model.clone();
+        let embedded = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.embed(&refs)
+        })
+        .await
+        .map_err(|e| EmbedError::Local(format!("the model crashed: {e}")))
+        .and_then(|r| r.map_err(|e| EmbedError::Local(e.to_string())))
+        .map(|e| {
+            let tokens = e.tokens;
+            (e, tokens)
+        });
+        if let Some((bill, entry)) = entry {
+            bill.answer(entry, &embedded).await;
+        }
+        let (embedded, _) = embedded?;
+        usage.requests += 1;
+        usage.tokens += embedded.tokens;
+        metrics::histogram!("ragworker_embedding_request_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("ragworker_embedding_requests_total", "outcome" => "ok").increment(1);
+        metrics::counter!("ragworker_embedding_tokens_total").increment(embedded.tokens);
+        embedded
+            .vectors
+            .iter()
+            .enumerate()
+            .map(|(index, v)| {
+                let vector: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+                check_values(index, &vector).map(|()| HalfVector::from(vector))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
