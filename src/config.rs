@@ -140,12 +140,31 @@ pub struct ExtractSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkingSettings {
+    /// Unset (0): 512, or the model's `max_input_tokens` when that is smaller.
+    #[serde(default)]
     pub max_tokens: usize,
     pub overlap_tokens: usize,
     /// What is embedded for a chunk under a heading: `{heading}` (its heading path) and
     /// `{content}` (its text).
     pub embed_template: String,
 }
+
+/// One model's limits in `[embedding.model_limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLimits {
+    /// Tokens one input may have, counted as ragworker counts (cl100k_base).
+    pub max_input_tokens: usize,
+    /// Inputs one request may carry (text-embeddings-inference caps it at 32 by default).
+    #[serde(default)]
+    pub max_inputs_per_request: Option<usize>,
+}
+
+/// OpenAI's limits, for models the table does not know.
+const OPENAI_MAX_INPUT_TOKENS: usize = 8191;
+const OPENAI_MAX_INPUTS_PER_REQUEST: usize = 2048;
+/// Chunk size when `chunking.max_tokens` is unset and the model takes at least as much.
+const DEFAULT_CHUNK_TOKENS: usize = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -182,9 +201,16 @@ pub struct EmbeddingSettings {
     pub dimensions: u32,
     pub send_dimensions: SendDimensions,
     pub encoding_format: EncodingFormat,
+    /// Unset (0): the model's entry in `model_limits`, else OpenAI's 2048.
+    #[serde(default)]
     pub max_inputs_per_request: usize,
     pub max_tokens_per_request: usize,
+    /// Unset (0): the model's entry in `model_limits`, else OpenAI's 8191.
+    #[serde(default)]
     pub max_input_tokens: usize,
+    /// Known limits of common models, by the name requests carry.
+    #[serde(default)]
+    pub model_limits: BTreeMap<String, ModelLimits>,
     pub request_timeout_secs: u64,
     pub max_retries: usize,
     pub retry_min_delay_ms: u64,
@@ -311,8 +337,32 @@ impl Settings {
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let mut settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         settings.embedding.local_model_dir = expand_home(&settings.embedding.local_model_dir);
+        settings.resolve_limits();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Fills the limits left unset from the model's entry in `[embedding.model_limits]`
+    /// (else OpenAI's), and the chunk size from them: naming a self-hosted model is enough
+    /// for its chunks and requests to fit it. A value set anywhere wins.
+    fn resolve_limits(&mut self) {
+        let known = self
+            .embedding
+            .model_limits
+            .get(&self.embedding.model)
+            .copied();
+        let e = &mut self.embedding;
+        if e.max_input_tokens == 0 {
+            e.max_input_tokens = known.map_or(OPENAI_MAX_INPUT_TOKENS, |k| k.max_input_tokens);
+        }
+        if e.max_inputs_per_request == 0 {
+            e.max_inputs_per_request = known
+                .and_then(|k| k.max_inputs_per_request)
+                .unwrap_or(OPENAI_MAX_INPUTS_PER_REQUEST);
+        }
+        if self.chunking.max_tokens == 0 {
+            self.chunking.max_tokens = DEFAULT_CHUNK_TOKENS.min(e.max_input_tokens);
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -427,6 +477,63 @@ mod tests {
         assert_eq!(s.embedding.price_per_million(), 0.02);
         assert!(s.embedding.sends_dimensions());
         assert_eq!(s.storage.bucket, "documents");
+    }
+
+    #[test]
+    fn a_self_hosted_model_gets_its_own_limits_and_chunks_that_fit_it() {
+        let s = Settings::from_toml_layers(&[]).unwrap();
+        assert_eq!(
+            (
+                s.embedding.max_input_tokens,
+                s.embedding.max_inputs_per_request,
+                s.chunking.max_tokens
+            ),
+            (8191, 2048, 512)
+        );
+        // text-embeddings-inference serving a 512-token BERT model: its batch cap, and
+        // chunks that fit the model's context as its own tokenizer counts.
+        let s = Settings::from_toml_layers(&[
+            "[embedding]\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodel = \"BAAI/bge-small-en-v1.5\"\ndimensions = 384",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                s.embedding.max_input_tokens,
+                s.embedding.max_inputs_per_request,
+                s.chunking.max_tokens
+            ),
+            (400, 32, 400)
+        );
+        // Ollama's name for another model; no batch cap.
+        let s =
+            Settings::from_toml_layers(&["[embedding]\nmodel = \"mxbai-embed-large\""]).unwrap();
+        assert_eq!(s.embedding.max_inputs_per_request, 2048);
+        assert_eq!(s.chunking.max_tokens, 400);
+        // What the user sets wins, and an unknown model gets OpenAI's limits.
+        let s = Settings::from_toml_layers(&[
+            "[embedding]\nmodel = \"BAAI/bge-small-en-v1.5\"\nmax_input_tokens = 300\nmax_inputs_per_request = 8\n[chunking]\nmax_tokens = 256",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                s.embedding.max_input_tokens,
+                s.embedding.max_inputs_per_request,
+                s.chunking.max_tokens
+            ),
+            (300, 8, 256)
+        );
+        let s = Settings::from_toml_layers(&["[embedding]\nmodel = \"my-own-model\""]).unwrap();
+        assert_eq!(s.embedding.max_input_tokens, 8191);
+        // A chunk size over the model's limit is still refused, naming both settings.
+        let err = Settings::from_toml_layers(&[
+            "[embedding]\nmodel = \"BAAI/bge-small-en-v1.5\"\n[chunking]\nmax_tokens = 512",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("chunking.max_tokens (512) exceeds embedding.max_input_tokens (400)"),
+            "{err}"
+        );
     }
 
     #[test]
