@@ -16,6 +16,9 @@
 #[allow(dead_code)] // the tests use the fault script; the benchmark does not
 mod fake_openai;
 
+#[path = "../tests/support/provision.rs"]
+mod provision;
+
 #[path = "common/rng.rs"]
 mod rng;
 
@@ -31,8 +34,8 @@ use lopdf::content::{Content, Operation};
 use lopdf::{dictionary, Object, Stream};
 use ragworker::config::Settings;
 use ragworker::enqueue::{enqueue_file, Owner};
-use ragworker::storage::{S3Storage, Storage};
-use sqlx::{Connection, PgPool};
+use ragworker::storage::Storage;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 #[derive(Parser, Debug)]
@@ -189,13 +192,8 @@ async fn prepare_env(dir: &Path, name: &str, fake: &FakeOpenAi, args: &Args, ext
         std::env::var("RAGWORKER_TEST_DATABASE_URL").expect("run through scripts/bench.sh");
     let s3 = std::env::var("RAGWORKER_TEST_S3_ENDPOINT").expect("run through scripts/bench.sh");
     let suffix = Uuid::new_v4().simple().to_string();
-    let db = format!("bench_{name}_{}", &suffix[..8]);
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("create database {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    let url =
+        provision::create_database(&admin_url, &format!("bench_{name}_{}", &suffix[..8])).await;
     let bucket = format!("bench-{name}-{}", &suffix[..8]).replace('_', "-");
     let config = format!(
         r#"
@@ -226,26 +224,14 @@ level = "warn"
     std::fs::write(&config_path, &config).unwrap();
     let settings = Arc::new(Settings::from_toml_layers(&[&config]).unwrap());
     let pool = ragworker::db::connect(&settings.database).await.unwrap();
-    ragworker::db::migrate(
-        &pool,
-        &settings.embedding,
-        &settings.storage,
-        &settings.search,
-    )
-    .await
-    .unwrap();
-    let s3 = S3Storage::from_settings(&settings.storage).await;
-    s3.client()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    provision::migrate(&pool, &settings).await;
+    let storage = Storage::from_settings(&settings.storage).await.unwrap();
+    provision::create_bucket(&storage, &bucket).await;
     Env {
         settings,
         config_path,
         pool,
-        storage: Storage::S3(s3),
+        storage,
         bucket,
     }
 }

@@ -15,6 +15,10 @@
 #[path = "common/rng.rs"]
 mod rng;
 
+#[path = "../tests/support/provision.rs"]
+#[allow(dead_code)] // the database half only; no bucket here
+mod provision;
+
 use rng::Rng;
 use std::time::{Duration, Instant};
 
@@ -79,23 +83,13 @@ async fn main() -> anyhow::Result<()> {
     let admin_url = std::env::var("RAGWORKER_TEST_DATABASE_URL")
         .context("RAGWORKER_TEST_DATABASE_URL (scripts/search_bench.sh sets it)")?;
     let db = format!("search_bench_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await?;
-    sqlx::query(&format!("create database {db}"))
-        .execute(&mut admin)
-        .await?;
-    let url = admin_url.rsplit_once('/').unwrap().0.to_string() + "/" + &db;
+    let url = provision::create_database(&admin_url, &db).await;
     let settings = ragworker::config::Settings::from_toml_layers(&[&format!(
         "[database]\nurl = \"{url}\"\n[embedding]\ndimensions = {}\n",
         args.dims
     )])?;
     let pool = ragworker::db::connect(&settings.database).await?;
-    ragworker::db::migrate(
-        &pool,
-        &settings.embedding,
-        &settings.storage,
-        &settings.search,
-    )
-    .await?;
+    provision::migrate(&pool, &settings).await;
     let mut conn = PgConnection::connect(&url).await?;
     sqlx::raw_sql(
         "set maintenance_work_mem = '2GB'; set max_parallel_maintenance_workers = 1;
@@ -399,6 +393,7 @@ async fn main() -> anyhow::Result<()> {
     }
     conn.close().await?;
     pool.close().await;
+    let mut admin = PgConnection::connect(&admin_url).await?;
     sqlx::query(&format!("drop database {db}"))
         .execute(&mut admin)
         .await?;

@@ -433,22 +433,9 @@ pub async fn reembed(
             .execute(&mut *tx)
             .await?;
     }
-    plan.files_queued = sqlx::query(
-        "update files f
-         set processing_status = 'pending', attempts = 0, last_error = null,
-             next_attempt_at = now(), locked_by = null, locked_until = null
-         where f.processing_status = 'completed'
-           and ($1 or not exists (select 1 from document_chunks c
-                                  where c.file_id = f.id and c.embedding_model = $2)
-                   or exists (select 1 from document_chunks c
-                              where c.file_id = f.id and c.embedding_model <> $2))",
-    )
-    .bind(scope == Reembed::All)
-    .bind(&embedding.model)
-    .persistent(false)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    plan.files_queued =
+        crate::queue::Queue::requeue_completed(&mut *tx, scope == Reembed::All, &embedding.model)
+            .await?;
     tx.commit().await?;
     Ok(plan)
 }

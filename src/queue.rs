@@ -186,6 +186,22 @@ impl Queue {
             .collect())
     }
 
+    /// Sends completed files back to `pending` for `backfill --reembed`: every one when
+    /// `all`, else those not wholly embedded by `model`. Returns how many.
+    pub async fn requeue_completed<'e>(
+        executor: impl PgExecutor<'e>,
+        all: bool,
+        model: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(include_str!("queue/requeue_completed.sql"))
+            .persistent(false)
+            .bind(all)
+            .bind(model)
+            .execute(executor)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Files a claim could take right now (the claim's own predicate), for progress totals.
     pub async fn count_claimable(&self) -> Result<u64, sqlx::Error> {
         self.count(

@@ -261,60 +261,49 @@ impl Worker {
             Err(err) => err,
         };
         let message = err.to_string();
+        // One transaction: the status change and the usage row rolled up from the ledger
+        // commit together or not at all.
         let settled: Result<Outcome, QueueError> = async {
-            match err.class() {
-                class @ (ErrorClass::Permanent
-                | ErrorClass::Transient { .. }
-                | ErrorClass::Paused) => {
-                    // The status change and the usage row commit together.
-                    let mut tx = self.queue.pool().begin().await?;
-                    let outcome = match class {
-                        ErrorClass::Transient { retry_after } => {
-                            match self
-                                .queue
-                                .retry_or_give_up(&mut *tx, lease, &message, retry_after)
-                                .await?
-                            {
-                                RetryDecision::Later(after) => Outcome::Retrying {
-                                    error: message.clone(),
-                                    after,
-                                },
-                                RetryDecision::GiveUp => Outcome::Failed {
-                                    error: format!(
-                                        "gave up after {} attempts: {message}",
-                                        lease.attempt
-                                    ),
-                                },
-                            }
-                        }
-                        ErrorClass::Paused => {
-                            let after = self.pause(&err, &message);
-                            lease.postpone(&mut *tx, &message, after).await?;
-                            Outcome::Retrying {
-                                error: message.clone(),
-                                after,
-                            }
-                        }
-                        _ => {
-                            lease.fail(&mut *tx, &message).await?;
-                            Outcome::Failed {
-                                error: message.clone(),
-                            }
-                        }
-                    };
-                    ledger::settle(&mut *tx, lease, outcome.label()).await?;
-                    tx.commit().await?;
-                    Ok(outcome)
+            let mut tx = self.queue.pool().begin().await?;
+            let outcome = match err.class() {
+                ErrorClass::Permanent => {
+                    lease.fail(&mut *tx, &message).await?;
+                    Outcome::Failed {
+                        error: message.clone(),
+                    }
+                }
+                ErrorClass::Transient { retry_after } => {
+                    match self
+                        .queue
+                        .retry_or_give_up(&mut *tx, lease, &message, retry_after)
+                        .await?
+                    {
+                        RetryDecision::Later(after) => Outcome::Retrying {
+                            error: message.clone(),
+                            after,
+                        },
+                        RetryDecision::GiveUp => Outcome::Failed {
+                            error: format!("gave up after {} attempts: {message}", lease.attempt),
+                        },
+                    }
+                }
+                ErrorClass::Paused => {
+                    let after = self.pause(&err, &message);
+                    lease.postpone(&mut *tx, &message, after).await?;
+                    Outcome::Retrying {
+                        error: message.clone(),
+                        after,
+                    }
                 }
                 ErrorClass::Shutdown => {
-                    let mut tx = self.queue.pool().begin().await?;
                     lease.release(&mut *tx).await?;
-                    ledger::settle(&mut *tx, lease, "released").await?;
-                    tx.commit().await?;
-                    Ok(Outcome::Released)
+                    Outcome::Released
                 }
-                ErrorClass::LeaseLost => Err(QueueError::LeaseLost),
-            }
+                ErrorClass::LeaseLost => return Err(QueueError::LeaseLost),
+            };
+            ledger::settle(&mut *tx, lease, outcome.label()).await?;
+            tx.commit().await?;
+            Ok(outcome)
         }
         .await;
         match settled {

@@ -12,8 +12,9 @@ use ragworker::worker::{Outcome, Worker};
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
-use super::clusters::{create_database, PgCluster, SUPABASE_SQL};
+use super::clusters::{PgCluster, SUPABASE_SQL};
 use super::fake_openai::{self, FakeOpenAi};
+use super::provision::{create_bucket, create_database, migrate};
 
 pub const DIMENSIONS: usize = 256;
 
@@ -195,27 +196,10 @@ listen = ""
                 std::fs::read_to_string(dir.path().join("migrate.log")).unwrap_or_default()
             );
         } else {
-            ragworker::db::migrate(
-                &pool,
-                &settings.embedding,
-                &settings.storage,
-                &settings.search,
-            )
-            .await
-            .unwrap();
+            migrate(&pool, &settings).await;
         }
         let storage = Storage::from_settings(&settings.storage).await.unwrap();
-        match &storage {
-            Storage::S3(s3) => {
-                s3.client()
-                    .create_bucket()
-                    .bucket(&bucket)
-                    .send()
-                    .await
-                    .expect("create test bucket");
-            }
-            Storage::Fs(fs) => fs.check_bucket(&bucket).await.unwrap(),
-        }
+        create_bucket(&storage, &bucket).await;
         let worker = Arc::new(Self::build_worker(&settings, &pool, "test-worker-1").await);
         Self {
             superuser_url,
@@ -371,50 +355,6 @@ listen = ""
             ids.push(self.enqueue_path(user, &path).await);
         }
         ids
-    }
-
-    /// Asserts the whole-queue invariants after a drain: every file completed, exactly one
-    /// contiguous chunk set each, one usage row per completed processing.
-    pub async fn assert_all_completed_exactly_once(&self, ids: &[Uuid]) {
-        let not_completed: i64 = sqlx::query_scalar(
-            "select count(*) from files where id = any($1) and processing_status <> 'completed'",
-        )
-        .bind(ids)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        assert_eq!(not_completed, 0, "every file completed");
-        let bad_chunk_sets: i64 = sqlx::query_scalar(
-            "select count(*) from files f
-             where f.id = any($1) and (
-               f.chunk_count <> (select count(*) from document_chunks c where c.file_id = f.id)
-               or f.chunk_count <> (select count(distinct chunk_index) from document_chunks c where c.file_id = f.id)
-               or (select max(chunk_index) from document_chunks c where c.file_id = f.id) <> f.chunk_count - 1)",
-        )
-        .bind(ids)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        assert_eq!(
-            bad_chunk_sets, 0,
-            "chunk sets are exact: no duplicates, no gaps"
-        );
-        let usage_rows: Vec<(String, i64)> = sqlx::query_as(
-            "select f.id::text, (select count(*) from usage_logs u
-                                 where u.metadata->>'file_id' = f.id::text
-                                   and u.metadata->>'outcome' = 'completed')
-             from files f where f.id = any($1)",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await
-        .unwrap();
-        for (id, n) in usage_rows {
-            assert_eq!(
-                n, 1,
-                "file {id}: one usage row for its completed processing"
-            );
-        }
     }
 }
 
