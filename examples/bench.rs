@@ -443,8 +443,13 @@ async fn counts(pool: &PgPool) -> (i64, i64, i64) {
 }
 
 async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("ragworker");
+    // RAGWORKER_BIN: another build (say, the previous version) on the same corpus and setup.
+    let bin = std::env::var_os("RAGWORKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("ragworker")
+        });
     let counters0 = ProviderCounters::of(fake);
     let (busy0, provider0, storage0) = (
         machine_busy(),

@@ -409,7 +409,19 @@ where
         }
         None => match &err {
             SdkError::TimeoutError(_) => "the request timed out".to_string(),
-            _ => error_chain(&err),
+            _ => {
+                let chain = error_chain(&err);
+                // No request left: the SDK found no credentials anywhere in its chain
+                // (settings, environment, profiles, instance metadata). Every file would
+                // meet it, so it is the deployment's problem, named with its settings.
+                if chain.to_ascii_lowercase().contains("credentials") {
+                    return StorageError::Denied(format!(
+                        "no storage credentials found: set storage.access_key_id and storage.secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); {}",
+                        shorten(&chain, 200)
+                    ));
+                }
+                chain
+            }
         },
     };
     let summary = shorten(&summary, 300);

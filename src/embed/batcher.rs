@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{combine_parts, pack, Bill, EmbedError, Embedded, Embedder, Prepared, Usage};
+use super::vectors::combine_parts;
+use super::{pack, Bill, EmbedError, Embedded, Embedder, Prepared, Usage};
 use crate::ledger::{split_exactly, Ledger, Payer, Share};
 
 /// What one file asked for.

@@ -19,12 +19,12 @@ use std::ops::Range;
 use pgvector::HalfVector;
 use text_splitter::{ChunkConfig, TextSplitter};
 
-pub use api::{parse_reset, ProviderFailure, RateLimitHeaders, RateLimiter};
 pub use batcher::Batcher;
 pub use error::EmbedError;
-pub use pack::plan_batches;
 pub use tokenizer::{cl100k, Tokenizer};
-pub use vectors::{combine_parts, order_by_index};
+
+use pack::plan_batches;
+use vectors::combine_parts;
 
 use crate::config::{EmbeddingSettings, OversizeInput};
 use crate::ledger::{Entry, Ledger, Share};

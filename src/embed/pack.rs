@@ -24,7 +24,7 @@ pub(super) fn fits(
 }
 
 /// Splits inputs into consecutive requests by [`fits`].
-pub fn plan_batches(
+pub(super) fn plan_batches(
     token_counts: &[usize],
     max_inputs: usize,
     max_tokens: usize,

@@ -12,7 +12,7 @@ use super::EmbedError;
 /// Folds the vectors of split inputs back into one per original input: the token-weighted
 /// mean of its parts, normalised (parts have equal weight per token, as in OpenAI's
 /// cookbook recipe for long inputs).
-pub fn combine_parts(vectors: Vec<HalfVector>, parts: &[Range<usize>]) -> Vec<HalfVector> {
+pub(super) fn combine_parts(vectors: Vec<HalfVector>, parts: &[Range<usize>]) -> Vec<HalfVector> {
     if parts.iter().all(|r| r.len() == 1) {
         return vectors;
     }
@@ -47,7 +47,7 @@ pub fn combine_parts(vectors: Vec<HalfVector>, parts: &[Range<usize>]) -> Vec<Ha
 
 /// Puts vectors back in input order by the response's `index` field and checks that every
 /// input got exactly one vector of the configured dimension.
-pub fn order_by_index(
+pub(super) fn order_by_index(
     indexed: Vec<(u32, Vec<f16>)>,
     expected: usize,
     dimensions: usize,

@@ -207,3 +207,42 @@ async fn an_unreachable_database_says_what_was_refused_where() {
         "the password is never printed: {log}"
     );
 }
+
+#[tokio::test]
+async fn storage_without_credentials_names_the_settings_to_set() {
+    let env = TestEnv::start().await;
+    env.enqueue(Uuid::new_v4(), "guide.md").await;
+    // Nothing anywhere in the SDK's chain: no settings, no environment, no profile files,
+    // and instance metadata off (it would otherwise be probed at its link-local address).
+    let mut cmd = env.command(&["backfill"], "no-credentials.log");
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", env.dir.path().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            env.dir.path().join("no-credentials"),
+        );
+    let out = cmd.output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("no storage credentials found: set storage.access_key_id and storage.secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"),
+        "{log}"
+    );
+    let pending: i64 =
+        sqlx::query_scalar("select count(*) from files where processing_status = 'pending'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(pending, 1, "the file is untouched");
+}

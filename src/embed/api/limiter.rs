@@ -225,15 +225,14 @@ impl RateLimiter {
 
     /// The tokens-per-minute limit in force (configured or learned), if any.
     pub fn tokens_per_minute(&self) -> Option<u64> {
-        self.state
-            .lock()
-            .unwrap()
+        lock(&self.state)
             .tokens
             .as_ref()
             .map(|b| b.per_minute as u64)
     }
 
-    /// Current concurrency cap (for tests and metrics).
+    /// Current concurrency cap.
+    #[cfg(test)]
     pub fn concurrency(&self) -> usize {
         lock(&self.state).window.floor() as usize
     }

@@ -20,9 +20,9 @@ use half::f16;
 use pgvector::HalfVector;
 use secrecy::ExposeSecret;
 
-pub use headers::{parse_reset, RateLimitHeaders};
-pub use limiter::RateLimiter;
-pub use transport::ProviderFailure;
+pub(super) use transport::ProviderFailure;
+
+use limiter::RateLimiter;
 
 use super::vectors::{decode_base64, order_by_index};
 use super::{Bill, EmbedError, Usage};
