@@ -60,11 +60,7 @@ async fn a_provider_outage_sends_the_file_back_to_the_queue_with_a_delay() {
     // Not eligible yet...
     assert!(env.worker.run_once().await.unwrap().is_none());
     // ...and completes once its time has come.
-    sqlx::query("update files set next_attempt_at = now() where id = $1")
-        .bind(id)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    env.make_due(id).await;
     let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
     let row = env.file(id).await;

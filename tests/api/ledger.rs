@@ -198,11 +198,7 @@ async fn a_request_that_cannot_be_recorded_is_not_sent() {
         .execute(&env.pool)
         .await
         .unwrap();
-    sqlx::query("update files set next_attempt_at = now() where id = $1")
-        .bind(id)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    env.make_due(id).await;
     let (_, outcome) = env.worker.run_once().await.unwrap().unwrap();
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
 }

@@ -738,11 +738,7 @@ async fn rejected_storage_credentials_pause_claiming_and_keep_the_file_pending()
         "short and readable: {error}"
     );
     // Claiming is paused, even for a file that is due.
-    sqlx::query("update files set next_attempt_at = now() where id = $1")
-        .bind(id)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    env.make_due(id).await;
     assert!(wrong.claim(4).await.unwrap().is_empty());
     // With working credentials the file completes, its attempt budget intact.
     let done = env.drain().await;

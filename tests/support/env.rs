@@ -243,6 +243,15 @@ listen = ""
             .unwrap()
     }
 
+    /// Makes a file that waits for its retry time due now.
+    pub async fn make_due(&self, id: Uuid) {
+        sqlx::query("update files set next_attempt_at = now() where id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
     /// Runs the step function until nothing is claimable.
     pub async fn drain(&self) -> Vec<(Uuid, Outcome)> {
         let mut out = Vec::new();
