@@ -340,13 +340,7 @@ async fn preflight_checks(
     if MIGRATOR.iter().any(|m| !applied.contains(&m.version)) {
         return Err(PreflightError::MigrationsPending);
     }
-    let column: i32 = sqlx::query_scalar(
-        "select atttypmod from pg_attribute
-         where attrelid = 'public.document_chunks'::regclass and attname = 'embedding'",
-    )
-    .persistent(false)
-    .fetch_one(&mut *conn)
-    .await?;
+    let column = embedding_dimension(&mut *conn).await?;
     if column != embedding.dimensions as i32 {
         return Err(PreflightError::DimensionMismatch {
             column,
@@ -354,6 +348,17 @@ async fn preflight_checks(
         });
     }
     Ok(())
+}
+
+/// The dimension `document_chunks.embedding` was declared with.
+async fn embedding_dimension(conn: &mut sqlx::PgConnection) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar(
+        "select atttypmod from pg_attribute
+         where attrelid = 'public.document_chunks'::regclass and attname = 'embedding'",
+    )
+    .persistent(false)
+    .fetch_one(conn)
+    .await
 }
 
 /// What `backfill --reembed` re-embeds.
@@ -407,13 +412,7 @@ pub async fn reembed(
         .persistent(false)
         .execute(&mut *tx)
         .await?;
-    let column: i32 = sqlx::query_scalar(
-        "select atttypmod from pg_attribute
-         where attrelid = 'public.document_chunks'::regclass and attname = 'embedding'",
-    )
-    .persistent(false)
-    .fetch_one(&mut *tx)
-    .await?;
+    let column = embedding_dimension(&mut tx).await?;
     let dim = embedding.dimensions as i32;
     let mut plan = ReembedPlan {
         dimension_change: None,
