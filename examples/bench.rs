@@ -516,7 +516,7 @@ async fn run_naive(env: &Env, fake: &FakeOpenAi, limit: Duration) -> RunFigures 
         if started.elapsed() > limit {
             break;
         }
-        let bytes = env.storage.get(&env.bucket, &key).await.unwrap();
+        let bytes = env.storage.get(&env.bucket, &key).await.unwrap().bytes;
         let doc = ragworker::extract::extract(&bytes, &name, Some(&mime), 1 << 30).unwrap();
         let chunked = chunker.chunk(&doc);
         let mut vectors: Vec<pgvector::HalfVector> = Vec::new();
@@ -623,6 +623,11 @@ async fn run_db_only(
     for (file, lease, chunked, vectors) in prepared {
         let pool = pool.clone();
         let permit = sem.clone().acquire_owned().await.unwrap();
+        let made_from = ragworker::queue::Provenance {
+            sha256: String::new(),
+            version: None,
+            settings: serde_json::json!({}),
+        };
         tasks.spawn(async move {
             ragworker::store::complete_file(
                 &pool,
@@ -631,6 +636,8 @@ async fn run_db_only(
                 &chunked,
                 vectors,
                 "text-embedding-3-small",
+                &made_from,
+                &Default::default(),
             )
             .await
             .unwrap();

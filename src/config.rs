@@ -342,6 +342,20 @@ impl Settings {
         Ok(settings)
     }
 
+    /// What shapes a file's chunks and vectors, recorded with them (`files.processed_with`):
+    /// a file whose bytes and these are unchanged is not processed again.
+    pub fn processed_with(&self) -> serde_json::Value {
+        serde_json::json!({
+            "provider": self.embedding.provider,
+            "model": self.embedding.model,
+            "dimensions": self.embedding.dimensions,
+            "max_tokens": self.chunking.max_tokens,
+            "overlap_tokens": self.chunking.overlap_tokens,
+            "embed_template": self.chunking.embed_template,
+            "chunker": crate::chunk::CHUNKER_VERSION,
+        })
+    }
+
     /// Fills the limits left unset from the model's entry in `[embedding.model_limits]`
     /// (else OpenAI's), and the chunk size from them: naming a self-hosted model is enough
     /// for its chunks and requests to fit it. A value set anywhere wins.

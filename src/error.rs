@@ -28,6 +28,8 @@ pub enum JobError {
     LeaseLost,
     #[error("the worker is shutting down")]
     Shutdown,
+    #[error("the object changed while it was being processed; processing its new version")]
+    ObjectChanged,
 }
 
 impl From<CheckError> for JobError {
@@ -65,6 +67,9 @@ pub enum ErrorClass {
     LeaseLost,
     /// Interrupted by shutdown: back to `pending` without spending an attempt.
     Shutdown,
+    /// The object was replaced while this worker processed its older bytes: nothing is
+    /// written, and the file is due again at once, its attempt refunded, for the new bytes.
+    Superseded,
 }
 
 impl JobError {
@@ -85,6 +90,7 @@ impl JobError {
             JobError::Timeout(_) => ErrorClass::Permanent,
             JobError::LeaseLost => ErrorClass::LeaseLost,
             JobError::Shutdown => ErrorClass::Shutdown,
+            JobError::ObjectChanged => ErrorClass::Superseded,
         }
     }
 }
@@ -174,5 +180,6 @@ mod tests {
         );
         assert_eq!(JobError::LeaseLost.class(), ErrorClass::LeaseLost);
         assert_eq!(JobError::Shutdown.class(), ErrorClass::Shutdown);
+        assert_eq!(JobError::ObjectChanged.class(), ErrorClass::Superseded);
     }
 }

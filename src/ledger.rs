@@ -164,17 +164,20 @@ fn column<T>(shares: &[Share], field: impl Fn(&Share) -> T) -> Vec<T> {
 }
 
 /// Rolls the ledger rows of one claim into a usage_logs row (none when it cost nothing),
-/// inside the caller's transaction, so the usage row commits with the file's transition.
+/// inside the caller's transaction, so the usage row commits with the file's transition;
+/// `metadata` goes into the row's metadata beside the ledger's counts.
 pub async fn settle<'e>(
     executor: impl PgExecutor<'e>,
     lease: &Lease,
     outcome: &str,
+    metadata: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(include_str!("ledger/settle.sql"))
         .persistent(false)
         .bind(Some(lease.file_id))
         .bind(lease.claim)
         .bind(outcome)
+        .bind(metadata)
         .execute(executor)
         .await?;
     Ok(())
@@ -188,6 +191,7 @@ pub async fn sweep<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error
         .bind(None::<Uuid>)
         .bind(0i64)
         .bind("recovered")
+        .bind(serde_json::json!({}))
         .execute(executor)
         .await?;
     Ok(done.rows_affected())

@@ -37,17 +37,36 @@ pub struct Lease {
 /// in the caller's transaction, so what commits with them (chunks, the usage row) commits
 /// or not with the status.
 impl Lease {
-    /// Marks the file completed. Runs inside the caller's transaction so the chunks, the
-    /// usage row and the status commit together or not at all.
+    /// Marks the file completed, recording what its chunks were made from. Runs inside the
+    /// caller's transaction so the chunks, the usage row and the status commit together or
+    /// not at all.
     pub async fn complete<'e>(
         &self,
         executor: impl PgExecutor<'e>,
         extracted_text: &str,
         chunk_count: i32,
+        made_from: &Provenance,
     ) -> Result<(), QueueError> {
         let done = transition(include_str!("queue/complete.sql"), self)
             .bind(extracted_text)
             .bind(chunk_count)
+            .bind(&made_from.sha256)
+            .bind(&made_from.version)
+            .bind(&made_from.settings)
+            .execute(executor)
+            .await?;
+        fenced(done.rows_affected())
+    }
+
+    /// Marks the file completed as it is: its bytes and settings are those its chunks were
+    /// made from. `version` is the object's current one.
+    pub async fn complete_unchanged<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        version: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let done = transition(include_str!("queue/complete_unchanged.sql"), self)
+            .bind(version)
             .execute(executor)
             .await?;
         fenced(done.rows_affected())
@@ -105,6 +124,23 @@ pub struct ClaimedFile {
     pub file_size: Option<i64>,
     pub attempts: i32,
     pub claim_seq: i64,
+    /// The file's current chunks (from its last completion), and what they were made from
+    /// (none before its first completion).
+    pub chunk_count: i32,
+    pub content_sha256: Option<String>,
+    pub storage_version: Option<String>,
+    pub processed_with: Option<serde_json::Value>,
+}
+
+/// What a file's chunks are made from, written with them at completion.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// sha256 (hex) of the object's bytes.
+    pub sha256: String,
+    /// The storage object's version or ETag, when the backend gives one.
+    pub version: Option<String>,
+    /// [`crate::config::Settings::processed_with`].
+    pub settings: serde_json::Value,
 }
 
 #[derive(Debug, thiserror::Error)]

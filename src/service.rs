@@ -32,7 +32,7 @@ pub struct Summary {
 impl Summary {
     fn add(&mut self, outcome: &Outcome) {
         match outcome {
-            Outcome::Completed { chunks, tokens } => {
+            Outcome::Completed { chunks, tokens, .. } => {
                 self.completed += 1;
                 self.chunks += *chunks as u64;
                 self.tokens += tokens;

@@ -44,6 +44,16 @@ impl StorageError {
     }
 }
 
+/// A downloaded object.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub bytes: Bytes,
+    /// What identifies this content of the object: S3's version id on a versioned bucket,
+    /// else its ETag; modification time and size on the filesystem. Changes when the object
+    /// is overwritten.
+    pub version: Option<String>,
+}
+
 /// Where the worker reads objects and `enqueue` writes them. An enum rather than a trait
 /// object: there are two backends, both known here, and callers stay free of boxing.
 #[derive(Clone, Debug)]
@@ -67,7 +77,7 @@ impl Storage {
     }
 
     /// Downloads an object, refusing anything over `storage.max_object_bytes`.
-    pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Object, StorageError> {
         let got = match self {
             Storage::S3(s) => s.get(bucket, key).await,
             Storage::Fs(s) => s.get(bucket, key).await,
@@ -80,6 +90,15 @@ impl Storage {
                 Err(StorageError::NoBucket(bucket.to_string()))
             }
             other => other,
+        }
+    }
+
+    /// The object's current version (see [`Object::version`]) without downloading it;
+    /// `NotFound` when it is gone.
+    pub async fn version(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
+        match self {
+            Storage::S3(s) => s.version(bucket, key).await,
+            Storage::Fs(s) => s.version(bucket, key).await.map(Some),
         }
     }
 
@@ -193,7 +212,7 @@ impl FsStorage {
         }
     }
 
-    pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Object, StorageError> {
         let path = self.object_path(bucket, key)?;
         let fail = |e| Self::io_error(e, bucket, key, &path);
         let meta = tokio::fs::metadata(&path).await.map_err(fail)?;
@@ -217,7 +236,25 @@ impl FsStorage {
                 max: self.max_object_bytes,
             });
         }
-        Ok(Bytes::from(bytes))
+        Ok(Object {
+            bytes: Bytes::from(bytes),
+            version: Some(fs_version(&meta)),
+        })
+    }
+
+    /// The file's modification time and size, as its version.
+    pub async fn version(&self, bucket: &str, key: &str) -> Result<String, StorageError> {
+        let path = self.object_path(bucket, key)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| Self::io_error(e, bucket, key, &path))?;
+        if !meta.is_file() {
+            return Err(StorageError::NotFound {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            });
+        }
+        Ok(fs_version(&meta))
     }
 
     /// Writes through a temporary file and a rename, so a reader never sees half an object.
@@ -306,7 +343,7 @@ impl S3Storage {
     }
 
     /// Downloads an object, refusing (before and while reading) anything over the size limit.
-    pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, StorageError> {
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Object, StorageError> {
         let out = self
             .client
             .get_object()
@@ -321,6 +358,7 @@ impl S3Storage {
                 return Err(StorageError::TooLarge { size, max });
             }
         }
+        let version = s3_version(out.version_id(), out.e_tag());
         let mut body = out.body;
         let mut buf = BytesMut::new();
         while let Some(chunk) = body
@@ -336,7 +374,23 @@ impl S3Storage {
                 });
             }
         }
-        Ok(buf.freeze())
+        Ok(Object {
+            bytes: buf.freeze(),
+            version,
+        })
+    }
+
+    /// HEAD: the object's version without its bytes.
+    pub async fn version(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(e, bucket, key))?;
+        Ok(s3_version(out.version_id(), out.e_tag()))
     }
 
     pub async fn put(
@@ -368,6 +422,24 @@ impl S3Storage {
             .map_err(|e| classify_sdk_error(e, bucket, ""))?;
         Ok(())
     }
+}
+
+/// A versioned bucket's version id (never "null", what S3 reports for an unversioned
+/// object), else the ETag.
+fn s3_version(version_id: Option<&str>, etag: Option<&str>) -> Option<String> {
+    version_id
+        .filter(|v| !v.is_empty() && *v != "null")
+        .map(|v| format!("version:{v}"))
+        .or_else(|| etag.map(|e| format!("etag:{}", e.trim_matches('"'))))
+}
+
+fn fs_version(meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("mtime:{modified}:{}", meta.len())
 }
 
 /// `key` is empty for bucket-level requests. `last_error` gets the status, the S3 error
@@ -468,7 +540,7 @@ mod tests {
         let fs = FsStorage::new(dir.path(), 10);
         fs.check_bucket("docs").await.unwrap();
         fs.put("docs", "u1/a.txt", b"hello".to_vec()).await.unwrap();
-        assert_eq!(&fs.get("docs", "u1/a.txt").await.unwrap()[..], b"hello");
+        assert_eq!(&fs.get("docs", "u1/a.txt").await.unwrap().bytes[..], b"hello");
         assert!(dir.path().join("docs/u1/a.txt").is_file());
         assert!(matches!(
             fs.get("docs", "u1/missing.txt").await,

@@ -3,6 +3,8 @@
 //! Statements are unnamed, inside transactions (see `queue`), and vectors travel as text:
 //! binding pgvector's own type would make sqlx look its type up with a named statement.
 
+use std::collections::HashMap;
+
 use pgvector::HalfVector;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -10,7 +12,7 @@ use uuid::Uuid;
 use crate::chunk::{Chunk, Chunked};
 use crate::embed::Usage;
 use crate::ledger;
-use crate::queue::{ClaimedFile, Lease, QueueError};
+use crate::queue::{ClaimedFile, Lease, Provenance, QueueError};
 
 /// Who and what a usage row is for, when it is written directly rather than rolled up from
 /// the ledger (a search query's embedding).
@@ -70,6 +72,7 @@ pub async fn record_usage<'e>(
 /// checks it), and the claim's requests are rolled from the ledger into its usage row.
 /// Fails with `LeaseLost` (and writes nothing) when another worker has taken the file over
 /// meanwhile.
+#[allow(clippy::too_many_arguments)] // one transaction's worth of what a file became
 pub async fn complete_file(
     pool: &PgPool,
     lease: &Lease,
@@ -77,12 +80,19 @@ pub async fn complete_file(
     chunked: &Chunked,
     vectors: Vec<HalfVector>,
     model: &str,
+    made_from: &Provenance,
+    reuse: &Reuse,
 ) -> Result<(), QueueError> {
     let chunks = &chunked.chunks;
     let mut tx = pool.begin().await?;
     // The fenced status change goes first: if the lease is gone, nothing else is written.
     lease
-        .complete(&mut *tx, &chunked.extracted_text, chunks.len() as i32)
+        .complete(
+            &mut *tx,
+            &chunked.extracted_text,
+            chunks.len() as i32,
+            made_from,
+        )
         .await?;
     sqlx::query("delete from document_chunks where file_id = $1")
         .persistent(false)
@@ -104,6 +114,7 @@ pub async fn complete_file(
         let pages: Vec<Option<i32>> = slice.iter().map(|c| c.page_number).collect();
         let headings: Vec<Option<&str>> = slice.iter().map(|c| c.heading.as_deref()).collect();
         let tokens: Vec<i32> = slice.iter().map(|c| c.token_count).collect();
+        let hashes: Vec<String> = slice.iter().map(Chunk::content_hash).collect();
         let metadata: Vec<serde_json::Value> = slice
             .iter()
             .map(|c| chunk_metadata(c, &chunked.embed_template))
@@ -111,12 +122,13 @@ pub async fn complete_file(
         sqlx::query(
             "insert into document_chunks (file_id, user_id, org_id, embedding_model, content,
                                           chunk_index, page_number, heading, token_count,
-                                          embedding, metadata)
+                                          embedding, metadata, content_hash)
              select $1, $2, $3, $4, c.content, c.chunk_index, c.page_number, c.heading,
-                    c.token_count, c.embedding::halfvec, c.metadata
+                    c.token_count, c.embedding::halfvec, c.metadata, c.content_hash
              from unnest($5::text[], $6::int[], $7::int[], $8::text[], $9::int[],
-                         $10::text[], $11::jsonb[])
-                  as c(content, chunk_index, page_number, heading, token_count, embedding, metadata)",
+                         $10::text[], $11::jsonb[], $12::text[])
+                  as c(content, chunk_index, page_number, heading, token_count, embedding,
+                       metadata, content_hash)",
         )
         .persistent(false)
         .bind(file.id)
@@ -130,12 +142,91 @@ pub async fn complete_file(
         .bind(&tokens)
         .bind(&embeddings)
         .bind(&metadata)
+        .bind(&hashes)
         .execute(&mut *tx)
         .await?;
     }
-    ledger::settle(&mut *tx, lease, "completed").await?;
+    ledger::settle(&mut *tx, lease, "completed", &reuse.metadata()).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Marks a file completed as it is (its bytes and settings are those its chunks were made
+/// from), rolling up whatever its claim spent.
+pub async fn complete_unchanged(
+    pool: &PgPool,
+    lease: &Lease,
+    version: Option<&str>,
+) -> Result<(), QueueError> {
+    let mut tx = pool.begin().await?;
+    lease.complete_unchanged(&mut *tx, version).await?;
+    ledger::settle(
+        &mut *tx,
+        lease,
+        "completed",
+        &serde_json::json!({ "unchanged": true }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How much of a file's new chunk set came from its previous one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reuse {
+    pub chunks_embedded: usize,
+    pub chunks_reused: usize,
+    /// Tokens of the reused chunks: what was not paid for again.
+    pub tokens_reused: u64,
+}
+
+impl Reuse {
+    /// For the usage row's metadata.
+    pub fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "chunks_embedded": self.chunks_embedded,
+            "chunks_reused": self.chunks_reused,
+            "tokens_reused": self.tokens_reused,
+        })
+    }
+}
+
+/// The stored vectors of a file's current chunks embedded by `model`, by content hash: what
+/// a new version of the file may reuse. Only this file's, and only while it still belongs
+/// to `user` (reuse never crosses users or organisations).
+pub async fn previous_vectors(
+    pool: &PgPool,
+    file: &ClaimedFile,
+    model: &str,
+) -> Result<HashMap<String, HalfVector>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select content_hash, embedding::text from document_chunks
+         where file_id = $1 and user_id = $2 and org_id is not distinct from $3
+           and embedding_model = $4 and content_hash is not null",
+    )
+    .persistent(false)
+    .bind(file.id)
+    .bind(file.user_id)
+    .bind(file.org_id)
+    .bind(model)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(hash, text)| parse_vector(&text).map(|v| (hash, v)))
+        .collect())
+}
+
+/// pgvector's text form back to a vector; `None` if it is not one.
+fn parse_vector(text: &str) -> Option<HalfVector> {
+    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+    inner
+        .split(',')
+        .map(|t| t.trim().parse::<f32>().ok().map(half::f16::from_f32))
+        .collect::<Option<Vec<_>>>()
+        .map(HalfVector::from)
 }
 
 /// `document_chunks.metadata`: where the chunk is in `files.extracted_text`, the page it
@@ -199,5 +290,12 @@ mod tests {
             parsed.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+        // And what Postgres prints comes back the same way.
+        let back = parse_vector(&text).unwrap();
+        assert_eq!(
+            back.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        assert!(parse_vector("[1,x]").is_none());
     }
 }

@@ -17,7 +17,7 @@ use crate::extract::{self, ExtractError};
 use crate::halt::Halt;
 use crate::ledger::{self, Payer};
 use crate::ownership;
-use crate::queue::{ClaimedFile, Lease, Queue, QueueError, RetryDecision};
+use crate::queue::{ClaimedFile, Lease, Provenance, Queue, QueueError, RetryDecision};
 use crate::storage::Storage;
 use crate::store;
 
@@ -26,6 +26,8 @@ use crate::store;
 pub enum Outcome {
     Completed {
         chunks: usize,
+        /// Of `chunks`, those whose vectors came from the file's previous version.
+        reused: usize,
         tokens: u64,
     },
     Failed {
@@ -52,6 +54,12 @@ impl Outcome {
             Outcome::LeaseLost => "lease_lost",
         }
     }
+}
+
+/// What a completed file became.
+struct Done {
+    chunks: usize,
+    reused: usize,
 }
 
 /// Everything needed to process files; cheap to share between tasks.
@@ -134,9 +142,11 @@ impl Worker {
             let outcome = self.settle(&lease, result, usage).await;
             metrics::counter!("ragworker_files_total", "outcome" => outcome.label()).increment(1);
             match &outcome {
-                Outcome::Completed { chunks, tokens } => {
-                    tracing::info!(chunks, tokens, "completed")
-                }
+                Outcome::Completed {
+                    chunks,
+                    reused,
+                    tokens,
+                } => tracing::info!(chunks, reused, tokens, "completed"),
                 // Warnings name the file themselves: above a progress bar the span's fields
                 // are not shown, and a user must be able to tell which upload it was.
                 Outcome::Failed { error } => {
@@ -167,14 +177,29 @@ impl Worker {
         file: &ClaimedFile,
         lease: &Lease,
         usage: &mut Usage,
-    ) -> Result<usize, JobError> {
+    ) -> Result<Done, JobError> {
         // Before a byte is downloaded: the worker's credentials can read every user's
         // objects, the row's owner may not.
         self.ownership.check(self.queue.pool(), file).await?;
-        let bytes = self
-            .storage
-            .get(&file.storage_bucket, &file.storage_path)
-            .await?;
+        let settings = self.settings.processed_with();
+        let same_settings = file.processed_with.as_ref() == Some(&settings);
+        let (bucket, key) = (&file.storage_bucket, &file.storage_path);
+        // The object as it was when the file's chunks were made, by its version: nothing to
+        // download, chunk or embed.
+        if same_settings && file.storage_version.is_some() {
+            let version = self.storage.version(bucket, key).await?;
+            if version.is_some() && version == file.storage_version {
+                return self.unchanged(file, lease, version.as_deref()).await;
+            }
+        }
+        let object = self.storage.get(bucket, key).await?;
+        let sha256 = crate::chunk::sha256_hex(&object.bytes);
+        // The same bytes under a new version (uploaded again): still nothing to do.
+        if same_settings && file.content_sha256.as_deref() == Some(sha256.as_str()) {
+            return self
+                .unchanged(file, lease, object.version.as_deref())
+                .await;
+        }
         let name = file.original_name.clone();
         let mime = file.mime_type.clone();
         let max_text = self.settings.extract.max_text_bytes;
@@ -182,6 +207,7 @@ impl Worker {
         // Parsing and tokenising are CPU work: off the async threads, and a panic in a
         // parser becomes this file's error instead of the worker's.
         let limit = self.settings.extract.timeout_secs;
+        let bytes = object.bytes;
         let parse = tokio::task::spawn_blocking(move || {
             extract::extract(&bytes, &name, mime.as_deref(), max_text)
                 .map(|doc| chunker.chunk(&doc))
@@ -194,26 +220,67 @@ impl Worker {
             .map_err(|e| ExtractError::Panicked(e.to_string()))??;
         tracing::debug!(chunks = chunked.chunks.len(), "extracted");
 
-        let inputs: Vec<(&str, usize)> = chunked
+        // Chunks that embed exactly what a chunk of the file's previous version embedded,
+        // with the same model, keep its vector; only the others are sent.
+        let mut previous = if file.content_sha256.is_some() {
+            store::previous_vectors(self.queue.pool(), file, self.embedder.model()).await?
+        } else {
+            Default::default()
+        };
+        let mut vectors: Vec<Option<pgvector::HalfVector>> = chunked
             .chunks
             .iter()
-            .map(|c| (c.embed_input.as_str(), c.token_count as usize))
+            .map(|c| previous.get(&c.content_hash()).cloned())
             .collect();
+        previous.clear();
+        let missing: Vec<usize> = (0..vectors.len()).filter(|&i| vectors[i].is_none()).collect();
+        let inputs: Vec<(&str, usize)> = missing
+            .iter()
+            .map(|&i| {
+                let c = &chunked.chunks[i];
+                (c.embed_input.as_str(), c.token_count as usize)
+            })
+            .collect();
+        let reuse = store::Reuse {
+            chunks_embedded: missing.len(),
+            chunks_reused: vectors.len() - missing.len(),
+            tokens_reused: chunked
+                .chunks
+                .iter()
+                .zip(&vectors)
+                .filter(|(_, v)| v.is_some())
+                .map(|(c, _)| c.token_count as u64)
+                .sum(),
+        };
         let payer = Arc::new(Payer::new(file, lease));
-        let (vectors, spent) = self.batcher.embed(&inputs, Some(payer)).await;
+        let (embedded, spent) = self.batcher.embed(&inputs, Some(payer)).await;
         *usage += spent;
-        let vectors = vectors?;
+        let embedded = embedded?;
         // The engine answers one vector per input; should it not, the file fails with the
         // reason rather than storing chunks against the wrong vectors.
-        if vectors.len() != inputs.len() {
+        if embedded.len() != inputs.len() {
             return Err(EmbedError::BadResponse(format!(
                 "{} vectors for {} chunks",
-                vectors.len(),
+                embedded.len(),
                 inputs.len()
             ))
             .into());
         }
+        for (i, vector) in missing.into_iter().zip(embedded) {
+            vectors[i] = Some(vector);
+        }
+        let vectors: Vec<pgvector::HalfVector> = vectors.into_iter().flatten().collect();
 
+        // Replaced while we worked (a second upload mid-flight): these chunks are of bytes
+        // that are no longer the object's, so they are not written.
+        if object.version.is_some() && self.storage.version(bucket, key).await? != object.version {
+            return Err(JobError::ObjectChanged);
+        }
+        let made_from = Provenance {
+            sha256,
+            version: object.version,
+            settings,
+        };
         store::complete_file(
             self.queue.pool(),
             lease,
@@ -221,13 +288,36 @@ impl Worker {
             &chunked,
             vectors,
             self.embedder.model(),
+            &made_from,
+            &reuse,
         )
         .await?;
         metrics::counter!("ragworker_chunks_total").increment(chunked.chunks.len() as u64);
+        metrics::counter!("ragworker_chunks_reused_total").increment(reuse.chunks_reused as u64);
         metrics::counter!("ragworker_embedding_cost_microdollars_total").increment(
             (usage.tokens as f64 * self.settings.embedding.price_per_million()).round() as u64,
         );
-        Ok(chunked.chunks.len())
+        Ok(Done {
+            chunks: chunked.chunks.len(),
+            reused: reuse.chunks_reused,
+        })
+    }
+
+    /// Completes a file whose bytes and settings are those its chunks were made from.
+    async fn unchanged(
+        &self,
+        file: &ClaimedFile,
+        lease: &Lease,
+        version: Option<&str>,
+    ) -> Result<Done, JobError> {
+        store::complete_unchanged(self.queue.pool(), lease, version).await?;
+        tracing::debug!("unchanged since its last processing");
+        let chunks = file.chunk_count.max(0) as usize;
+        metrics::counter!("ragworker_chunks_reused_total").increment(chunks as u64);
+        Ok(Done {
+            chunks,
+            reused: chunks,
+        })
     }
 
     /// How long a file waits after a deployment problem. The embedder halted itself when
@@ -248,13 +338,14 @@ impl Worker {
     async fn settle(
         &self,
         lease: &Lease,
-        result: Result<usize, JobError>,
+        result: Result<Done, JobError>,
         usage: Usage,
     ) -> Outcome {
         let err = match result {
-            Ok(chunks) => {
+            Ok(Done { chunks, reused }) => {
                 return Outcome::Completed {
                     chunks,
+                    reused,
                     tokens: usage.tokens,
                 }
             }
@@ -299,9 +390,16 @@ impl Worker {
                     lease.release(&mut *tx).await?;
                     Outcome::Released
                 }
+                ErrorClass::Superseded => {
+                    lease.release(&mut *tx).await?;
+                    Outcome::Retrying {
+                        error: message.clone(),
+                        after: Duration::ZERO,
+                    }
+                }
                 ErrorClass::LeaseLost => return Err(QueueError::LeaseLost),
             };
-            ledger::settle(&mut *tx, lease, outcome.label()).await?;
+            ledger::settle(&mut *tx, lease, outcome.label(), &serde_json::json!({})).await?;
             tx.commit().await?;
             Ok(outcome)
         }
@@ -333,7 +431,7 @@ impl Worker {
     async fn settle_spent(&self, lease: &Lease, outcome: &str) {
         let settled = async {
             let mut tx = self.queue.pool().begin().await?;
-            ledger::settle(&mut *tx, lease, outcome).await?;
+            ledger::settle(&mut *tx, lease, outcome, &serde_json::json!({})).await?;
             tx.commit().await
         };
         if let Err(e) = settled.await {

@@ -73,6 +73,10 @@ export const files = pgTable(
     processedAt: timestamp('processed_at', { withTimezone: true }),
     // The fencing token of the current claim; written by ragworker only (reset on insert).
     claimSeq: bigint('claim_seq', { mode: 'number' }).notNull().default(0),
+    // What the file's chunks were made from; written by ragworker only (reset on insert).
+    contentSha256: text('content_sha256'),
+    storageVersion: text('storage_version'),
+    processedWith: jsonb('processed_with').$type<Record<string, unknown>>(),
   },
   (t) => [
     index('files_claimable_pending_idx')
@@ -119,6 +123,8 @@ export const documentChunks = pgTable(
       .notNull()
       .default(sql`'{}'::jsonb`),
     createdAt: createdAt(),
+    /** sha256 of exactly what was embedded (the text with its heading context). */
+    contentHash: text('content_hash'),
   },
   (t) => [
     foreignKey({

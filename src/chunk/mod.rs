@@ -42,6 +42,25 @@ pub struct Chunk {
     pub end_char: usize,
 }
 
+impl Chunk {
+    /// sha256 (hex) of exactly what is embedded: a stored vector whose chunk has the same
+    /// hash, model and dimension is this chunk's vector.
+    pub fn content_hash(&self) -> String {
+        sha256_hex(self.embed_input.as_bytes())
+    }
+}
+
+/// sha256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Bumped whenever the same text and settings would make different chunks (a change to the
+/// rules in `outline` or `pack`): files processed under another version are chunked again
+/// rather than kept as they are.
+pub const CHUNKER_VERSION: u32 = 1;
+
 /// Everything chunking produces for one file.
 #[derive(Debug, Clone)]
 pub struct Chunked {

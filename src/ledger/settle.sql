@@ -46,6 +46,6 @@ select user_id, org_id, conversation_id, 'embedding', provider, model, tokens, c
                           'worker_id', worker_id, 'outcome', $3::text,
                           'requests', requests, 'retries', retries,
                           'rate_limited', rate_limited, 'unconfirmed_tokens', unconfirmed,
-                          'price_per_million_usd', price)
+                          'price_per_million_usd', price) || $4::jsonb
 from claims
 where tokens > 0

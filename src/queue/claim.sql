@@ -21,4 +21,5 @@ set processing_status = 'processing',
 from next
 where f.id = next.id
 returning f.id, f.user_id, f.org_id, f.conversation_id, f.original_name, f.storage_bucket,
-          f.storage_path, f.mime_type, f.file_size, f.attempts, f.claim_seq
+          f.storage_path, f.mime_type, f.file_size, f.attempts, f.claim_seq,
+          f.chunk_count, f.content_sha256, f.storage_version, f.processed_with

@@ -231,23 +231,39 @@ async fn reprocessing_a_file_replaces_its_chunks_instead_of_duplicating_them() {
     let id = env.enqueue(user, "handbook.pdf").await;
     env.drain().await;
     let first = env.chunk_count(id).await;
+    let requests = env.fake.requests();
+    let usage_rows = "select count(*) from usage_logs where metadata->>'file_id' = $1::text";
+    // Queued again with nothing changed: completed again as it is, for nothing.
     sqlx::query("update files set processing_status = 'pending' where id = $1")
         .bind(id)
         .execute(&env.pool)
         .await
         .unwrap();
     env.drain().await;
+    assert_eq!(env.file(id).await.status, "completed");
+    assert_eq!(env.fake.requests(), requests, "nothing was sent");
+    assert_eq!(env.count(usage_rows, id).await, 1);
+    // With what it was made from forgotten, it is processed in full again: its chunks are
+    // replaced, not duplicated.
+    sqlx::query("update document_chunks set content_hash = null where file_id = $1")
+        .bind(id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "update files set content_sha256 = null, storage_version = null,
+                          processing_status = 'pending' where id = $1",
+    )
+    .bind(id)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    env.drain().await;
+    assert!(env.fake.requests() > requests);
     assert_eq!(env.chunk_count(id).await, first);
     let row = env.file(id).await;
     assert_eq!(row.status, "completed");
     assert_eq!(i64::from(row.chunk_count), first);
-    // Both processings were paid for, so both are recorded.
-    assert_eq!(
-        env.count(
-            "select count(*) from usage_logs where metadata->>'file_id' = $1::text",
-            id
-        )
-        .await,
-        2
-    );
+    // Both processings that were paid for are recorded.
+    assert_eq!(env.count(usage_rows, id).await, 2);
 }
