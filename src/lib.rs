@@ -3,9 +3,11 @@
 //! The modules follow a file's path: [`config`] → [`queue`] (claim, lease, fenced
 //! transitions) → [`ownership`] (may this row's owner read that object?) → [`storage`] →
 //! [`extract`] → [`chunk`] → [`embed`] → [`store`], driven by [`worker`] (one file) and
-//! [`service`] (the loops).
+//! [`service`] (the loops); [`ledger`] records what requests cost, [`cleanup`] removes the
+//! rows whose objects are gone.
 
 pub mod chunk;
+pub mod cleanup;
 pub mod config;
 pub mod db;
 pub mod embed;

@@ -39,6 +39,13 @@ enum Command {
         #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "stale")]
         reembed: Option<db::Reembed>,
     },
+    /// Remove files rows whose storage object is gone, with their chunks (usage rows stay);
+    /// rows being processed are left alone. Prints what it removed.
+    Cleanup {
+        /// Print what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Upload local files to the bucket and queue them for processing.
     Enqueue {
         /// Owner of the files (files.user_id).
@@ -185,6 +192,31 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             }
             if summary.failed > 0 {
                 return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Cleanup { dry_run } => {
+            let storage = storage::Storage::from_settings(&settings.storage).await?;
+            let queue = ragworker::queue::Queue::new(
+                pool,
+                ragworker::default_worker_id(),
+                settings.queue.clone(),
+            );
+            let orphans = ragworker::cleanup::orphans(&queue, &storage, dry_run).await?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for o in &orphans {
+                println!("{verb}\t{}\t{}/{}", o.file_id, o.bucket, o.path);
+            }
+            let chunks: i64 = orphans.iter().map(|o| o.chunks).sum();
+            if dry_run {
+                println!(
+                    "cleanup (dry run): {} files whose objects are gone",
+                    orphans.len()
+                );
+            } else {
+                println!(
+                    "cleanup: removed {} files whose objects are gone, with {chunks} chunks",
+                    orphans.len()
+                );
             }
         }
         Command::Enqueue {

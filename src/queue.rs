@@ -238,6 +238,40 @@ impl Queue {
         Ok(done.rows_affected())
     }
 
+    /// Up to `limit` files no worker is processing, after `after` in id order: (id,
+    /// bucket, path).
+    pub async fn settled_files(
+        &self,
+        after: Uuid,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query_as(include_str!("queue/settled_files.sql"))
+            .persistent(false)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Deletes these files (and their chunks) unless a worker is processing them; returns
+    /// what was deleted: (id, bucket, path, chunks).
+    pub async fn remove_files(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, String, String, i64)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query_as(include_str!("queue/remove_files.sql"))
+            .persistent(false)
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// Files a claim could take right now (the claim's own predicate), for progress totals.
     pub async fn count_claimable(&self) -> Result<u64, sqlx::Error> {
         self.count(

@@ -540,7 +540,10 @@ mod tests {
         let fs = FsStorage::new(dir.path(), 10);
         fs.check_bucket("docs").await.unwrap();
         fs.put("docs", "u1/a.txt", b"hello".to_vec()).await.unwrap();
-        assert_eq!(&fs.get("docs", "u1/a.txt").await.unwrap().bytes[..], b"hello");
+        assert_eq!(
+            &fs.get("docs", "u1/a.txt").await.unwrap().bytes[..],
+            b"hello"
+        );
         assert!(dir.path().join("docs/u1/a.txt").is_file());
         assert!(matches!(
             fs.get("docs", "u1/missing.txt").await,

@@ -293,7 +293,10 @@ mod tests {
         // And what Postgres prints comes back the same way.
         let back = parse_vector(&text).unwrap();
         assert_eq!(
-            back.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            back.as_slice()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>(),
             values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
         assert!(parse_vector("[1,x]").is_none());

@@ -196,9 +196,7 @@ impl Worker {
         let sha256 = crate::chunk::sha256_hex(&object.bytes);
         // The same bytes under a new version (uploaded again): still nothing to do.
         if same_settings && file.content_sha256.as_deref() == Some(sha256.as_str()) {
-            return self
-                .unchanged(file, lease, object.version.as_deref())
-                .await;
+            return self.unchanged(file, lease, object.version.as_deref()).await;
         }
         let name = file.original_name.clone();
         let mime = file.mime_type.clone();
@@ -233,7 +231,9 @@ impl Worker {
             .map(|c| previous.get(&c.content_hash()).cloned())
             .collect();
         previous.clear();
-        let missing: Vec<usize> = (0..vectors.len()).filter(|&i| vectors[i].is_none()).collect();
+        let missing: Vec<usize> = (0..vectors.len())
+            .filter(|&i| vectors[i].is_none())
+            .collect();
         let inputs: Vec<(&str, usize)> = missing
             .iter()
             .map(|&i| {
@@ -335,12 +335,7 @@ impl Worker {
     /// Records how the file ended, and rolls what its requests cost from the ledger into a
     /// usage row in the same transaction, whatever the outcome: money spent is money
     /// recorded.
-    async fn settle(
-        &self,
-        lease: &Lease,
-        result: Result<Done, JobError>,
-        usage: Usage,
-    ) -> Outcome {
+    async fn settle(&self, lease: &Lease, result: Result<Done, JobError>, usage: Usage) -> Outcome {
         let err = match result {
             Ok(Done { chunks, reused }) => {
                 return Outcome::Completed {

@@ -17,6 +17,7 @@ mod local_search;
 mod models;
 mod pooler;
 mod queue;
+mod resync;
 mod rls;
 mod search;
 mod security;

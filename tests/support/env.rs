@@ -223,6 +223,14 @@ listen = ""
             .unwrap()
     }
 
+    /// An in-process worker on the same database with `extra` TOML over this env's
+    /// configuration (another model, another chunk size).
+    pub async fn worker_with(&self, id: &str, extra: &str) -> Arc<Worker> {
+        let settings =
+            Arc::new(Settings::from_toml_layers(&[&self.config_toml, extra]).expect("settings"));
+        Arc::new(Self::build_worker(&settings, &self.pool, id).await)
+    }
+
     /// Another in-process worker with its own identity on the same database.
     pub async fn another_worker(&self, id: &str) -> Arc<Worker> {
         Arc::new(Self::build_worker(&self.settings, &self.pool, id).await)

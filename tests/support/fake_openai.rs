@@ -60,6 +60,8 @@ pub struct Stats {
     pub rate_limited: AtomicU64,
     pub max_inputs_in_request: AtomicU64,
     pub inputs: AtomicU64,
+    /// Every input of every billed request, in the order they were answered.
+    pub received: Mutex<Vec<String>>,
 }
 
 /// A per-minute limit that refills continuously, like OpenAI's.
@@ -180,6 +182,11 @@ impl FakeOpenAi {
 
     pub fn billed_tokens(&self) -> u64 {
         self.inner.stats.billed_tokens.load(Ordering::SeqCst)
+    }
+
+    /// The inputs of billed requests so far.
+    pub fn received(&self) -> Vec<String> {
+        self.inner.stats.received.lock().unwrap().clone()
     }
 
     pub fn requests(&self) -> u64 {
@@ -469,6 +476,11 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
     stats
         .inputs
         .fetch_add(inputs.len() as u64, Ordering::SeqCst);
+    stats
+        .received
+        .lock()
+        .unwrap()
+        .extend(inputs.iter().cloned());
     stats
         .max_inputs_in_request
         .fetch_max(inputs.len() as u64, Ordering::SeqCst);

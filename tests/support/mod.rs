@@ -1,12 +1,14 @@
 //! Test harness, in parts: `env` (the per-test environment), `provision` (databases,
 //! migrations and buckets, shared with the benchmarks), `clusters` (PgBouncer and Postgres
 //! clusters a test starts and stops), `invariants` (what must hold after a drain),
-//! `waiting`, and `fake_openai` (the embeddings API, shared with the benchmarks).
+//! `waiting`, `pdf` (multi-page PDFs from text) and `fake_openai` (the embeddings API);
+//! `provision`, `pdf` and `fake_openai` are shared with the benchmarks.
 
 mod clusters;
 mod env;
 pub mod fake_openai;
 mod invariants;
+pub mod pdf;
 mod provision;
 mod waiting;
 
