@@ -103,6 +103,40 @@ fn paragraph(rng: &mut Rng, vocab: &[String], words: usize) -> String {
     out
 }
 
+/// Edits every 20th text document in storage (a sentence added in its middle); returns how
+/// many.
+async fn edit_corpus(env: &Env, corpus: &[PathBuf]) -> usize {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select original_name, storage_path from files order by original_name",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let mut edited = 0;
+    for (i, (name, key)) in rows.iter().enumerate() {
+        if i % 20 != 0 || !name.ends_with(".txt") {
+            continue;
+        }
+        let local = corpus
+            .iter()
+            .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(name.as_str()))
+            .unwrap();
+        let text = std::fs::read_to_string(local).unwrap();
+        let middle = text[..text.len() / 2].rfind(". ").map_or(0, |i| i + 2);
+        let revised = format!(
+            "{}This sentence was added in the second revision of the document. {}",
+            &text[..middle],
+            &text[middle..]
+        );
+        env.storage
+            .put(&env.bucket, key, revised.into_bytes(), "text/plain")
+            .await
+            .unwrap();
+        edited += 1;
+    }
+    edited
+}
+
 /// Writes the corpus: 70% short (40-300 words), 25% medium (300-1500), 5% long (1500-4000);
 /// every 100th document is a PDF.
 fn generate_corpus(dir: &Path, n: usize) -> Vec<PathBuf> {
@@ -685,6 +719,24 @@ async fn main() {
             args.latency_ms
         ),
         None,
+    );
+
+    // 3. Re-sync: the same corpus queued again, 5 % of it edited (a sentence added in the
+    // middle of every 20th text document), as an app re-syncing a folder does.
+    let edited = edit_corpus(&env, &corpus).await;
+    sqlx::query("update files set processing_status = 'pending'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let resync = run_ragworker(&env, &open).await;
+    resync.print(
+        &format!("re-sync: all {} documents queued again, {edited} edited", corpus.len()),
+        None,
+    );
+    println!(
+        "  => the re-sync was billed {:.1} % of the first pass's tokens, in {:.1} % of its wall time",
+        100.0 * resync.tokens as f64 / figures.tokens.max(1) as f64,
+        100.0 * resync.wall.as_secs_f64() / figures.wall.as_secs_f64()
     );
 
     let db_env = prepare_env(dir.path(), "dbonly", &open, &args, "").await;
