@@ -106,12 +106,11 @@ fn paragraph(rng: &mut Rng, vocab: &[String], words: usize) -> String {
 /// Edits every 20th text document in storage (a sentence added in its middle); returns how
 /// many.
 async fn edit_corpus(env: &Env, corpus: &[PathBuf]) -> usize {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "select original_name, storage_path from files order by original_name",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("select original_name, storage_path from files order by original_name")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     let mut edited = 0;
     for (i, (name, key)) in rows.iter().enumerate() {
         if i % 20 != 0 || !name.ends_with(".txt") {
@@ -730,7 +729,10 @@ async fn main() {
         .unwrap();
     let resync = run_ragworker(&env, &open).await;
     resync.print(
-        &format!("re-sync: all {} documents queued again, {edited} edited", corpus.len()),
+        &format!(
+            "re-sync: all {} documents queued again, {edited} edited",
+            corpus.len()
+        ),
         None,
     );
     println!(
