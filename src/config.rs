@@ -38,8 +38,24 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub worker: WorkerSettings,
     pub search: SearchSettings,
+    pub index: IndexSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+}
+
+/// When the HNSW index on `document_chunks.embedding` exists, and how it is built.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSettings {
+    /// Chunks the table holds before the index is built (0: always keep one).
+    pub hnsw_min_rows: u64,
+    /// `maintenance_work_mem` of the session that builds it (a build is several times
+    /// faster when the graph fits).
+    pub maintenance_work_mem: String,
+    /// `max_parallel_maintenance_workers` of that session.
+    pub parallel_workers: u32,
+    /// How often `run` checks whether the index is due.
+    pub check_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

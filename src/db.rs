@@ -384,7 +384,7 @@ impl std::fmt::Display for ReembedPlan {
         if let Some((old, new)) = self.dimension_change {
             write!(
                 f,
-                "embedding dimension {old} -> {new}: dropped {} chunks, rebuilt the HNSW index; ",
+                "embedding dimension {old} -> {new}: dropped {} chunks and the HNSW index (built again by the index policy); ",
                 self.chunks_dropped
             )?;
         }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod halt;
 pub mod http;
+pub mod index;
 pub mod ledger;
 mod lock;
 pub mod ownership;

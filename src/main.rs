@@ -38,6 +38,11 @@ enum Command {
         /// dimension, and every completed file is queued again.
         #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "stale")]
         reembed: Option<db::Reembed>,
+        /// A large load: drop the HNSW index first and build it again at the end if the
+        /// table holds index.hnsw_min_rows chunks (meanwhile search is exact: correct, and
+        /// slower for very large tenants).
+        #[arg(long)]
+        bulk: bool,
     },
     /// Remove files rows whose storage object is gone, with their chunks (usage rows stay);
     /// rows being processed are left alone. Prints what it removed.
@@ -143,6 +148,9 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                         })?,
                 )
             };
+            let _index = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                ragworker::index::keep_applying(settings.database.clone(), settings.index.clone()),
+            ));
             service::run(worker.clone(), shutdown_signal()).await;
             if let Some(reason) = worker.engine_stopped() {
                 eprintln!(
@@ -151,10 +159,13 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 return Ok(ExitCode::from(2));
             }
         }
-        Command::Backfill { reembed } => {
+        Command::Backfill { reembed, bulk } => {
             if let Some(scope) = reembed {
                 let plan = db::reembed(&pool, &settings.embedding, scope).await?;
                 println!("{plan}");
+            }
+            if bulk && ragworker::index::drop_for_bulk(&settings.database).await? {
+                println!("bulk load: dropped the HNSW index; it is built again at the end");
             }
             let worker = start_worker(&settings, pool.clone()).await?;
             let eligible = worker.queue.count_claimable().await?;
@@ -167,6 +178,7 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 service::backfill(worker.clone(), shutdown_signal(), |s| progress.update(s)).await;
             progress.finish();
             let summary = summary?;
+            report_index(ragworker::index::apply(&settings.database, &settings.index).await?);
             let waiting = worker.queue.count_pending().await?;
             println!(
                 "backfill done: {} completed, {} failed, {} to retry later, {} released; {} chunks, {} tokens; {} files still pending",
@@ -334,7 +346,21 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         "schema up to date; embedding dimension {}",
         settings.embedding.dimensions
     );
+    report_index(ragworker::index::apply(&settings.database, &settings.index).await?);
     Ok(())
+}
+
+fn report_index(action: ragworker::index::Action) {
+    match action {
+        ragworker::index::Action::Built { rows, took } => println!(
+            "built the HNSW index over {rows} chunks in {:.1} s (index.hnsw_min_rows)",
+            took.as_secs_f64()
+        ),
+        ragworker::index::Action::NoSession => {
+            tracing::warn!("{}", ragworker::index::NO_SESSION)
+        }
+        ragworker::index::Action::Nothing => {}
+    }
 }
 
 /// Stock PgBouncer refuses the `extra_float_digits` start-up parameter sqlx sends; say how

@@ -134,7 +134,8 @@ export const documentChunks = pgTable(
     }).onDelete('cascade'),
     unique('document_chunks_file_id_chunk_index_key').on(t.fileId, t.chunkIndex),
     index('document_chunks_user_idx').on(t.userId),
-    index('document_chunks_embedding_idx').using('hnsw', t.embedding.op('halfvec_cosine_ops')),
+    // The HNSW index (document_chunks_embedding_idx, halfvec_cosine_ops) is not declared:
+    // ragworker builds it once the table holds index.hnsw_min_rows chunks (the index policy).
     index('document_chunks_org_idx').on(t.orgId).where(sql`org_id is not null`),
     // Full text, in the configuration `ragworker migrate` sets (search.text_search_config).
     index('document_chunks_fts_idx').using(

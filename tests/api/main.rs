@@ -10,6 +10,7 @@ mod drizzle;
 mod embedding_faults;
 mod failures;
 mod formats;
+mod index_policy;
 mod ingest;
 mod ledger;
 mod local_model;

@@ -26,7 +26,9 @@ async fn run(env: &TestEnv, args: &[&str], log: &str) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn reembed_moves_every_file_to_a_new_model_and_dimension() {
-    let env = TestEnv::start().await;
+    // The index kept at all times, as before the index policy: the dimension change must
+    // leave one of the new dimension behind.
+    let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
     let user = Uuid::new_v4();
     let files = [
         env.enqueue(user, "handbook.pdf").await,
@@ -100,7 +102,8 @@ async fn reembed_moves_every_file_to_a_new_model_and_dimension() {
             .await;
         assert_eq!(large, 1);
     }
-    // The index was rebuilt at the new dimension and search works through it.
+    // The index was built again at the new dimension (the backfill applied the policy)
+    // and search works through it.
     let index: String = sqlx::query_scalar(
         "select indexdef from pg_indexes where indexname = 'document_chunks_embedding_idx'",
     )

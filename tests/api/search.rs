@@ -18,7 +18,7 @@ const BIG: &str = "00000000-0000-0000-0000-000000000000";
 async fn skewed_table(env: &TestEnv) {
     let mut conn = PgConnection::connect(&env.superuser_url).await.unwrap();
     sqlx::raw_sql(&format!(
-        "drop index document_chunks_embedding_idx;
+        "drop index if exists document_chunks_embedding_idx;
          set session_replication_role = replica;
          insert into files (id, user_id, original_name, storage_bucket, storage_path,
                             processing_status)
