@@ -184,7 +184,6 @@ async fn prepare_env(dir: &Path, name: &str, fake: &FakeOpenAi, args: &Args, ext
         r#"
 [database]
 url = "{url}"
-max_connections = 30
 [storage]
 endpoint = "{s3}"
 bucket = "{bucket}"
@@ -210,6 +209,10 @@ level = "warn"
     let settings = Arc::new(Settings::from_toml_layers(&[&config]).unwrap());
     let pool = ragworker::db::connect(&settings.database).await.unwrap();
     provision::migrate(&pool, &settings).await;
+    // As `ragworker migrate` does: the index policy decides whether the index exists.
+    ragworker::index::apply(&settings.database, &settings.index)
+        .await
+        .unwrap();
     let storage = Storage::from_settings(&settings.storage).await.unwrap();
     provision::create_bucket(&storage, &bucket).await;
     Env {
@@ -741,11 +744,42 @@ async fn main() {
         100.0 * resync.wall.as_secs_f64() / figures.wall.as_secs_f64()
     );
 
+    // 4. The index policy, with an instant provider (the database is the limit): a fresh
+    // table under the default policy (no HNSW index below index.hnsw_min_rows), then a
+    // fresh table with the index live from the start, as before the policy.
+    let instant = FakeOpenAi::start_with_limits(args.dims, None).await;
+    let policy_env = prepare_env(dir.path(), "policy", &instant, &args, "").await;
+    upload(&policy_env, &corpus).await;
+    let policy = run_ragworker(&policy_env, &instant).await;
+    policy.print(
+        "instant provider, fresh table, default index policy (no index yet)",
+        None,
+    );
+    let live_env = prepare_env(
+        dir.path(),
+        "live",
+        &instant,
+        &args,
+        "[index]\nhnsw_min_rows = 0",
+    )
+    .await;
+    upload(&live_env, &corpus).await;
+    let live = run_ragworker(&live_env, &instant).await;
+    live.print(
+        "instant provider, fresh table, HNSW index live from the start",
+        None,
+    );
+    let rate = |f: &RunFigures| f.files as f64 / f.wall.as_secs_f64();
+    println!(
+        "  => the default policy ingests {:.2}x the files/s of a live index",
+        rate(&policy) / rate(&live)
+    );
+
     let db_env = prepare_env(dir.path(), "dbonly", &open, &args, "").await;
     let (wall, chunks) = run_db_only(&db_env, &corpus, args.dims, args.concurrency).await;
     let db_rate = chunks as f64 / wall.as_secs_f64();
     println!(
-        "--- database write path alone (same rows, HNSW index, {} files at a time)",
+        "--- database write path alone (same rows, index as the default policy has it: none on a fresh table; {} files at a time)",
         args.concurrency
     );
     println!("  wall time          {:.1} s", wall.as_secs_f64());

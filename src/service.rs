@@ -45,6 +45,30 @@ impl Summary {
     }
 }
 
+/// Files always kept in flight while there are any (extraction of one overlaps the
+/// embedding of another).
+const MIN_IN_FLIGHT: usize = 4;
+
+/// How many more files to claim: in flight is sized by what the provider has yet to embed.
+/// While the backlog of tokens submitted and not yet embedded is below two full requests
+/// (`Embedder::max_request_tokens`, itself bounded by the provider's tokens-per-minute), more
+/// files would keep the provider busier and fill requests better, so slots open up to
+/// `worker.concurrency`; above it, the provider is the limit and more files would only
+/// hold leases while they wait. So many small files are in flight when requests are the
+/// scarce resource (each request carries many of them), few large ones when tokens are.
+fn free_slots(worker: &Worker, in_flight: usize) -> usize {
+    let cap = worker.settings.worker.concurrency;
+    if in_flight < MIN_IN_FLIGHT.min(cap) {
+        return MIN_IN_FLIGHT.min(cap) - in_flight;
+    }
+    let enough = 2 * worker.embedder.max_request_tokens() as u64;
+    if worker.batcher.backlog_tokens() >= enough {
+        return 0;
+    }
+    // One at a time above the floor: the backlog is checked again after each claim.
+    usize::from(in_flight < cap)
+}
+
 /// Files in flight, with the token that cancels them when the grace period is over.
 struct InFlight {
     jobs: JoinSet<Outcome>,
@@ -61,13 +85,9 @@ impl InFlight {
         }
     }
 
-    /// Claims as many files as there are free slots; returns how many were claimed.
+    /// Claims files into the free slots; returns how many were claimed. See [`free_slots`].
     async fn fill(&mut self, worker: &Arc<Worker>) -> Result<usize, sqlx::Error> {
-        let free = worker
-            .settings
-            .worker
-            .concurrency
-            .saturating_sub(self.jobs.len());
+        let free = free_slots(worker, self.jobs.len());
         if free == 0 {
             return Ok(0);
         }

@@ -56,6 +56,23 @@ pub struct Batcher {
     embedder: Arc<Embedder>,
     tx: mpsc::UnboundedSender<Submission>,
     stopped: Stopped,
+    /// Tokens submitted by files still waiting for their vectors: what the provider has yet
+    /// to embed, which decides whether claiming more files would keep it busier.
+    backlog: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Takes a file's tokens off the backlog however its embedding ends (answered, failed,
+/// cancelled).
+struct Backlogged {
+    backlog: Arc<std::sync::atomic::AtomicU64>,
+    tokens: u64,
+}
+
+impl Drop for Backlogged {
+    fn drop(&mut self) {
+        self.backlog
+            .fetch_sub(self.tokens, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What the engine's request tasks share.
@@ -97,7 +114,13 @@ impl Batcher {
             embedder,
             tx,
             stopped,
+            backlog: Arc::default(),
         }
+    }
+
+    /// Tokens waiting to be embedded for files in flight.
+    pub fn backlog_tokens(&self) -> u64 {
+        self.backlog.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Why the engine stopped, if it has: nothing more can be embedded by this process.
@@ -123,6 +146,13 @@ impl Batcher {
         } = match self.embedder.prepare(inputs) {
             Ok(p) => p,
             Err(e) => return (Err(e), Usage::default()),
+        };
+        let tokens = counts.iter().map(|&c| c as u64).sum();
+        self.backlog
+            .fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
+        let _backlogged = Backlogged {
+            backlog: self.backlog.clone(),
+            tokens,
         };
         let (reply, answer) = oneshot::channel();
         let job = Arc::new(Job {

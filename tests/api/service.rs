@@ -193,7 +193,8 @@ async fn the_service_survives_a_postgres_restart_and_drains_the_queue() {
     let cluster = PgCluster::start();
     let env = TestEnv::on_server(
         &cluster.admin_url,
-        "[queue]\nlease_secs = 3\nheartbeat_secs = 1\n[worker]\npoll_interval_secs = 1",
+        // Four files at a time, so that some are still in flight when the server goes down.
+        "[queue]\nlease_secs = 3\nheartbeat_secs = 1\n[worker]\npoll_interval_secs = 1\nconcurrency = 4",
     )
     .await;
     let user = Uuid::new_v4();
