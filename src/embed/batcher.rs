@@ -200,7 +200,7 @@ fn record_stop(stopped: &Stopped, reason: String) {
 }
 
 /// Collects items and sends a request whenever one is full or its oldest item has waited
-/// `batch_linger_ms`. Requests run concurrently, owned here; the embedder's limiter paces
+/// `batch_linger_ms` and the provider's limits would let it leave at once. Requests run concurrently, owned here; the embedder's limiter paces
 /// them. A request task that panics stops the engine (its files, and every later one, get
 /// `EngineStopped`): the state it shared with the others can no longer be trusted.
 async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Submission>, stopped: Stopped) {
@@ -237,7 +237,11 @@ async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Submission>, s
                 continue;
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                flush(&engine, &mut queue, &settings, true, &mut requests);
+                // A partial request goes when its oldest input has lingered, unless the
+                // provider's limits would hold it anyway (requests are the scarce resource):
+                // then it keeps filling, and leaves fuller when a request can.
+                let ready = engine.embedder.request_ready();
+                flush(&engine, &mut queue, &settings, ready, &mut requests);
                 oldest = (!queue.is_empty()).then(Instant::now);
                 continue;
             }

@@ -146,6 +146,14 @@ impl Embedder {
         }
     }
 
+    /// Whether a request could be sent right now; the local model always takes one.
+    pub fn request_ready(&self) -> bool {
+        match &self.backend {
+            Backend::Api(api) => api.request_ready(),
+            Backend::Local(_) => true,
+        }
+    }
+
     /// The quota or authentication error that stopped all requests, while it holds.
     pub fn halted(&self) -> Option<EmbedError> {
         match &self.backend {

@@ -123,6 +123,17 @@ impl RateLimiter {
         }
     }
 
+    /// Whether a request could leave now: no pause, a request left in the minute's budget,
+    /// and a concurrency slot free. While it could not, the batcher keeps filling the next
+    /// request instead of sending a partial one to wait here.
+    pub fn request_ready(&self) -> bool {
+        let mut s = lock(&self.state);
+        let now = s.refill();
+        let paused = s.paused_until.is_some_and(|t| t > now);
+        let request = s.requests.as_ref().is_none_or(|b| b.available >= 1.0);
+        !paused && request && s.in_flight < s.window.floor().max(1.0) as usize
+    }
+
     /// Waits until a request of `tokens` may be sent, then takes its share of both buckets
     /// and one concurrency slot.
     pub async fn acquire(&self, tokens: u64) -> Permit<'_> {

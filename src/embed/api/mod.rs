@@ -82,6 +82,11 @@ impl Api {
         }
     }
 
+    /// Whether a request could be sent right now (see [`RateLimiter::request_ready`]).
+    pub(super) fn request_ready(&self) -> bool {
+        self.limiter.request_ready()
+    }
+
     /// The quota or authentication error that stopped all requests, while it holds.
     pub(super) fn halted(&self) -> Option<EmbedError> {
         self.halted.current()
