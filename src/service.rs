@@ -57,16 +57,22 @@ const MIN_IN_FLIGHT: usize = 4;
 /// hold leases while they wait. So many small files are in flight when requests are the
 /// scarce resource (each request carries many of them), few large ones when tokens are.
 fn free_slots(worker: &Worker, in_flight: usize) -> usize {
-    let cap = worker.settings.worker.concurrency;
-    if in_flight < MIN_IN_FLIGHT.min(cap) {
-        return MIN_IN_FLIGHT.min(cap) - in_flight;
+    slots(
+        worker.settings.worker.concurrency,
+        in_flight,
+        worker.batcher.backlog_tokens(),
+        2 * worker.embedder.max_request_tokens() as u64,
+    )
+}
+
+/// [`free_slots`] on plain numbers.
+fn slots(cap: usize, in_flight: usize, backlog: u64, enough: u64) -> usize {
+    let floor = MIN_IN_FLIGHT.min(cap);
+    if in_flight < floor {
+        return floor - in_flight;
     }
-    let enough = 2 * worker.embedder.max_request_tokens() as u64;
-    if worker.batcher.backlog_tokens() >= enough {
-        return 0;
-    }
-    // One at a time above the floor: the backlog is checked again after each claim.
-    usize::from(in_flight < cap)
+    // One at a time above the floor: the backlog is looked at again after each claim.
+    usize::from(in_flight < cap && backlog < enough)
 }
 
 /// Files in flight, with the token that cancels them when the grace period is over.
@@ -394,5 +400,25 @@ pub async fn update_queue_gauges(worker: &Worker) {
         for (status, n) in counts {
             metrics::gauge!("ragworker_queue_files", "status" => status).set(n as f64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_follows_the_backlog_between_the_floor_and_the_cap() {
+        // Below the floor: fill it, whatever the backlog.
+        assert_eq!(slots(16, 0, u64::MAX, 100), 4);
+        assert_eq!(slots(16, 3, u64::MAX, 100), 1);
+        // Above it: one more while less than two requests' worth waits...
+        assert_eq!(slots(16, 4, 99, 100), 1);
+        // ...none once the provider has enough to do...
+        assert_eq!(slots(16, 4, 100, 100), 0);
+        // ...and never past the cap.
+        assert_eq!(slots(16, 16, 0, 100), 0);
+        assert_eq!(slots(2, 0, 0, 100), 2);
+        assert_eq!(slots(2, 2, 0, 100), 0);
     }
 }

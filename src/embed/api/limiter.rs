@@ -292,6 +292,21 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_request_is_ready_only_while_the_limits_would_let_it_leave() {
+        let limiter = RateLimiter::new(2, 0, 8);
+        assert!(limiter.request_ready());
+        let _first = limiter.acquire(10).await;
+        let _second = limiter.acquire(10).await;
+        // The minute's two requests are spent: a third would wait, so it is not ready.
+        assert!(!limiter.request_ready());
+        let one = RateLimiter::new(0, 0, 1);
+        let held = one.acquire(10).await;
+        assert!(!one.request_ready(), "the only concurrency slot is taken");
+        drop(held);
+        assert!(one.request_ready());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_429_pauses_everyone_and_halves_concurrency() {
         let limiter = RateLimiter::new(0, 0, 8);
