@@ -43,6 +43,7 @@ pub async fn state(conn: &mut PgConnection) -> Result<State, sqlx::Error> {
          join pg_class c on c.oid = i.indexrelid
          where c.relname = $1 and c.relnamespace = 'public'::regnamespace",
     )
+    .persistent(false)
     .bind(INDEX)
     .fetch_optional(&mut *conn)
     .await?;
@@ -59,6 +60,15 @@ pub async fn apply(database: &DatabaseSettings, policy: &IndexSettings) -> anyho
     if !session_available(database).await {
         return Ok(Action::NoSession);
     }
+    apply_on_session(database, policy).await
+}
+
+/// [`apply`] when the caller knows the connection is a session one (`run`, whose LISTEN
+/// works on it).
+async fn apply_on_session(
+    database: &DatabaseSettings,
+    policy: &IndexSettings,
+) -> anyhow::Result<Action> {
     let mut conn = session(database).await?;
     let locked: bool =
         sqlx::query_scalar("select pg_try_advisory_lock(hashtext('ragworker_index'))")
@@ -85,6 +95,7 @@ async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow
     let rows: i64 = sqlx::query_scalar(
         "select count(*) from (select 1 from public.document_chunks limit $1) s",
     )
+    .persistent(false)
     .bind(policy.hnsw_min_rows.max(1) as i64)
     .fetch_one(&mut *conn)
     .await?;
@@ -93,14 +104,17 @@ async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow
     }
     if state == State::Invalid {
         sqlx::query(&format!("drop index concurrently if exists public.{INDEX}"))
+            .persistent(false)
             .execute(&mut *conn)
             .await?;
     }
     sqlx::query("select set_config('maintenance_work_mem', $1, false)")
+        .persistent(false)
         .bind(&policy.maintenance_work_mem)
         .execute(&mut *conn)
         .await?;
     sqlx::query("select set_config('max_parallel_maintenance_workers', $1, false)")
+        .persistent(false)
         .bind(policy.parallel_workers.to_string())
         .execute(&mut *conn)
         .await?;
@@ -116,6 +130,7 @@ async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow
     .execute(&mut *conn)
     .await?;
     let total: i64 = sqlx::query_scalar("select count(*) from public.document_chunks")
+        .persistent(false)
         .fetch_one(&mut *conn)
         .await?;
     let took = started.elapsed();
@@ -133,6 +148,7 @@ pub async fn drop_for_bulk(database: &DatabaseSettings) -> anyhow::Result<bool> 
     let had = state(&mut conn).await? != State::Absent;
     if had {
         sqlx::query(&format!("drop index concurrently if exists public.{INDEX}"))
+            .persistent(false)
             .execute(&mut conn)
             .await?;
     }
@@ -140,21 +156,14 @@ pub async fn drop_for_bulk(database: &DatabaseSettings) -> anyhow::Result<bool> 
     Ok(had)
 }
 
-/// Checks the policy every `check_secs` until the process ends; errors are logged and
-/// tried again next time.
+/// Checks the policy every `check_secs` until the process ends, on a connection the caller
+/// knows to be a session one; errors are logged and tried again next time.
 pub async fn keep_applying(database: DatabaseSettings, policy: IndexSettings) {
     let mut tick = tokio::time::interval(Duration::from_secs(policy.check_secs.max(1)));
     loop {
         tick.tick().await;
-        match apply(&database, &policy).await {
-            Ok(Action::NoSession) => {
-                tracing::warn!("{NO_SESSION}");
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "index policy check failed; trying again later")
-            }
+        if let Err(e) = apply_on_session(&database, &policy).await {
+            tracing::warn!(error = %format!("{e:#}"), "index policy check failed; trying again later");
         }
     }
 }

@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::PgListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::worker::{Outcome, Worker};
 
@@ -167,6 +168,19 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
         if !listening {
             listener = None;
         }
+    }
+    // The index policy needs a session connection: the direct URL, or a database.url on
+    // which LISTEN just worked (a transaction pooler fails that check reliably, where a
+    // probe alone can be fooled by a pooler handing back the same server).
+    let session = listening || !settings.database.direct_url.expose_secret().is_empty();
+    let _index = session.then(|| {
+        AbortOnDropHandle::new(tokio::spawn(crate::index::keep_applying(
+            settings.database.clone(),
+            settings.index.clone(),
+        )))
+    });
+    if !session {
+        tracing::warn!("{}", crate::index::NO_SESSION);
     }
     if !listening {
         // Polling often keeps pick-up quick.

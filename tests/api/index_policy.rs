@@ -141,3 +141,33 @@ async fn an_index_left_invalid_by_an_interrupted_build_is_built_again() {
     );
     assert_eq!(index_state(&env).await, State::Valid);
 }
+
+#[tokio::test]
+async fn the_service_builds_the_index_once_it_is_due() {
+    let env = TestEnv::with_config("[index]\nhnsw_min_rows = 20\ncheck_secs = 1").await;
+    let mut run = env.command(&["run"], "run.log").spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        index_state(&env).await,
+        State::Absent,
+        "not due on an empty table"
+    );
+    env.enqueue_generated(Uuid::new_v4(), 15).await;
+    crate::support::wait_until(
+        std::time::Duration::from_secs(30),
+        "the service to build the index",
+        || async { index_state(&env).await == State::Valid },
+    )
+    .await;
+    let pid = run.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(run.wait().await.unwrap().success());
+    assert!(
+        env.log("run.log").contains("HNSW index built"),
+        "{}",
+        env.log("run.log")
+    );
+}
