@@ -54,6 +54,10 @@ struct Args {
     /// Latency of every provider answer, in milliseconds.
     #[arg(long, default_value_t = 100)]
     latency_ms: u64,
+    /// Latency added per 1,000 tokens of a request to the limited provider (larger
+    /// requests take longer).
+    #[arg(long, default_value_t = 20)]
+    latency_per_1k_tokens_ms: u64,
     /// Embedding dimension (text-embedding-3-small's is 1536).
     #[arg(long, default_value_t = 1536)]
     dims: usize,
@@ -640,6 +644,7 @@ async fn run_db_only(
 async fn limited_runs(args: &Args, dir: &Path, corpus: &[PathBuf]) {
     let limited = FakeOpenAi::start_with_limits(args.dims, Some((args.rpm, args.tpm))).await;
     limited.set_latency(Duration::from_millis(args.latency_ms));
+    limited.set_latency_per_1k_tokens(Duration::from_millis(args.latency_per_1k_tokens_ms));
     let env = prepare_env(dir, "limited", &limited, args, "").await;
     upload(&env, corpus).await;
     // The baseline's database is ready before ragworker runs, so the baseline starts right
@@ -698,8 +703,8 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
     println!(
-        "provider: {} ms latency, limits {} requests/min and {} tokens/min; ragworker concurrency {}, dimension {}",
-        args.latency_ms, args.rpm, args.tpm, args.concurrency, args.dims
+        "provider: {} ms latency (+{} ms per 1,000 tokens when limited), limits {} requests/min and {} tokens/min; ragworker concurrency {}, dimension {}",
+        args.latency_ms, args.latency_per_1k_tokens_ms, args.rpm, args.tpm, args.concurrency, args.dims
     );
 
     if !args.unlimited_only {

@@ -54,7 +54,7 @@ const MIN_IN_FLIGHT: usize = 4;
 /// While the backlog of tokens submitted and not yet embedded is below two full requests
 /// (`Embedder::max_request_tokens`, itself bounded by the provider's tokens-per-minute), more
 /// files would keep the provider busier and fill requests better, so slots open up to
-/// `worker.concurrency`; above it, the provider is the limit and more files would only
+/// `worker.concurrency`; at or above it, the provider is the limit and more files would only
 /// hold leases while they wait. So many small files are in flight when requests are the
 /// scarce resource (each request carries many of them), few large ones when tokens are.
 fn free_slots(worker: &Worker, in_flight: usize) -> usize {
@@ -68,12 +68,15 @@ fn free_slots(worker: &Worker, in_flight: usize) -> usize {
 
 /// [`free_slots`] on plain numbers.
 fn slots(cap: usize, in_flight: usize, backlog: u64, enough: u64) -> usize {
-    let floor = MIN_IN_FLIGHT.min(cap);
-    if in_flight < floor {
-        return floor - in_flight;
-    }
-    // One at a time above the floor: the backlog is looked at again after each claim.
-    usize::from(in_flight < cap && backlog < enough)
+    let to_floor = MIN_IN_FLIGHT.min(cap).saturating_sub(in_flight);
+    // Every free slot in one claim (one transaction): a file's tokens join the backlog only
+    // once it is downloaded and chunked, so claiming one at a time would not see more.
+    let to_cap = if backlog < enough {
+        cap.saturating_sub(in_flight)
+    } else {
+        0
+    };
+    to_floor.max(to_cap)
 }
 
 /// Files in flight, with the token that cancels them when the grace period is over.
@@ -426,8 +429,13 @@ mod tests {
         // Below the floor: fill it, whatever the backlog.
         assert_eq!(slots(16, 0, u64::MAX, 100), 4);
         assert_eq!(slots(16, 3, u64::MAX, 100), 1);
-        // Above it: one more while less than two requests' worth waits...
-        assert_eq!(slots(16, 4, 99, 100), 1);
+        assert_eq!(
+            slots(16, 3, 0, 100),
+            13,
+            "up to the cap when the backlog is short"
+        );
+        // Above it: every free slot while less than two requests' worth waits...
+        assert_eq!(slots(16, 4, 99, 100), 12);
         // ...none once the provider has enough to do...
         assert_eq!(slots(16, 4, 100, 100), 0);
         // ...and never past the cap.

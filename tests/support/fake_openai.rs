@@ -104,6 +104,8 @@ struct Inner {
     limits: Option<Mutex<Limits>>,
     /// Added to every answer, in milliseconds.
     latency_ms: AtomicU64,
+    /// Added per 1,000 tokens of a request: larger requests take longer, as real ones do.
+    latency_per_ktok_us: AtomicU64,
     faults: Mutex<VecDeque<Fault>>,
     stats: Stats,
 }
@@ -146,6 +148,7 @@ impl FakeOpenAi {
                 })
             }),
             latency_ms: AtomicU64::new(0),
+            latency_per_ktok_us: AtomicU64::new(0),
             faults: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
         });
@@ -170,6 +173,14 @@ impl FakeOpenAi {
     }
 
     /// Makes every later answer this slow.
+    /// Makes every answer take `per_ktok` longer per 1,000 tokens of its request.
+    #[allow(dead_code)] // the benchmark's; tests use a fixed latency
+    pub fn set_latency_per_1k_tokens(&self, per_ktok: Duration) {
+        self.inner
+            .latency_per_ktok_us
+            .store(per_ktok.as_micros() as u64, Ordering::SeqCst);
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         self.inner
             .latency_ms
@@ -444,6 +455,10 @@ async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: S
     let dims = request.dimensions.unwrap_or(inner.dimensions)
         + usize::from(matches!(fault, Some(Fault::WrongDimension)));
     let base64 = request.encoding_format.as_deref() == Some("base64");
+    let per_ktok = inner.latency_per_ktok_us.load(Ordering::SeqCst);
+    if per_ktok > 0 {
+        tokio::time::sleep(Duration::from_micros(per_ktok * tokens / 1000)).await;
+    }
     let mut data: Vec<serde_json::Value> = inputs
         .iter()
         .enumerate()
