@@ -76,6 +76,12 @@ fn slots(cap: usize, in_flight: usize, backlog: u64, enough: u64) -> usize {
     } else {
         0
     };
+    // Above the floor, claims wait for a quarter of the slots to be free: one claim
+    // transaction for several files rather than one per file that finished (a re-sync of
+    // unchanged files is little more than its claims and completions).
+    if to_floor == 0 && to_cap < (cap / 4).max(1) {
+        return 0;
+    }
     to_floor.max(to_cap)
 }
 
@@ -438,6 +444,9 @@ mod tests {
         assert_eq!(slots(16, 4, 99, 100), 12);
         // ...none once the provider has enough to do...
         assert_eq!(slots(16, 4, 100, 100), 0);
+        // ...in batches of a quarter of the cap above the floor...
+        assert_eq!(slots(16, 13, 0, 100), 0);
+        assert_eq!(slots(16, 12, 0, 100), 4);
         // ...and never past the cap.
         assert_eq!(slots(16, 16, 0, 100), 0);
         assert_eq!(slots(2, 0, 0, 100), 2);
