@@ -67,6 +67,10 @@ struct Args {
     /// Longest the naive baseline may run, in seconds.
     #[arg(long, default_value_t = 90)]
     baseline_secs: u64,
+    /// Also measure ingestion into a table that already holds this many indexed chunks:
+    /// the live index against `backfill --bulk` (0: skip).
+    #[arg(long, default_value_t = 0)]
+    preloaded_chunks: u64,
     /// Skip the TPM-limited runs (ragworker and baseline).
     #[arg(long)]
     unlimited_only: bool,
@@ -105,6 +109,34 @@ fn paragraph(rng: &mut Rng, vocab: &[String], words: usize) -> String {
     }
     out.push('.');
     out
+}
+
+/// Fills `document_chunks` with `n` chunks of random vectors (one file per 1,000 chunks,
+/// users of 10,000 chunks), as an existing deployment's table.
+async fn preload(env: &Env, n: u64, dims: usize) {
+    sqlx::raw_sql(&format!(
+        "begin;
+         set local session_replication_role = replica;
+         insert into files (id, user_id, original_name, storage_bucket, storage_path,
+                            processing_status)
+         select ('00000000-0000-0000-0000-' || lpad(f::text, 12, '0'))::uuid,
+                ('00000000-0000-0000-0001-' || lpad((f / 10)::text, 12, '0'))::uuid,
+                'old-' || f, 'preloaded', 'old/' || f, 'completed'
+         from generate_series(0, ({n} - 1) / 1000) f;
+         insert into document_chunks (file_id, user_id, content, chunk_index, token_count,
+                                      embedding, embedding_model)
+         select ('00000000-0000-0000-0000-' || lpad((g / 1000)::text, 12, '0'))::uuid,
+                ('00000000-0000-0000-0001-' || lpad((g / 10000)::text, 12, '0'))::uuid,
+                'chunk ' || g, g % 1000, 10,
+                (select array_agg(random() - 0.5) from generate_series(1, {dims}) k where g >= 0)::halfvec,
+                'text-embedding-3-small'
+         from generate_series(0, {n} - 1) g;
+         commit;
+         analyze document_chunks;"
+    ))
+    .execute(&env.pool)
+    .await
+    .unwrap();
 }
 
 /// Edits every 20th text document in storage (a sentence added in its middle); returns how
@@ -435,6 +467,11 @@ async fn counts(pool: &PgPool) -> (i64, i64, i64) {
 }
 
 async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
+    run_backfill(env, fake, &[]).await
+}
+
+/// `ragworker backfill` with `extra` arguments, measured.
+async fn run_backfill(env: &Env, fake: &FakeOpenAi, extra: &[&str]) -> RunFigures {
     // RAGWORKER_BIN: another build (say, the previous version) on the same corpus and setup.
     let bin = std::env::var_os("RAGWORKER_BIN")
         .map(PathBuf::from)
@@ -453,6 +490,7 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
         .arg("--config")
         .arg(&env.config_path)
         .arg("backfill")
+        .args(extra)
         .env_remove("DATABASE_URL")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -779,6 +817,41 @@ async fn main() {
         "  => the default policy ingests {:.2}x the files/s of a live index",
         rate(&policy) / rate(&live)
     );
+
+    // 5. A table that already holds many indexed chunks (the policy keeps the index at this
+    // size): the corpus loaded with the index live, then loaded again with `--bulk` (drop,
+    // load, build again), from the same table.
+    if args.preloaded_chunks > 0 {
+        let big = prepare_env(dir.path(), "preloaded", &instant, &args, "").await;
+        let started = Instant::now();
+        preload(&big, args.preloaded_chunks, args.dims).await;
+        let loaded = started.elapsed();
+        let started = Instant::now();
+        let built = ragworker::index::apply(&big.settings.database, &big.settings.index)
+            .await
+            .unwrap();
+        println!(
+            "--- preloaded {} chunks in {:.1} s; index policy: {built:?} in {:.1} s",
+            args.preloaded_chunks,
+            loaded.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+        upload(&big, &corpus).await;
+        let live = run_backfill(&big, &instant, &[]).await;
+        live.print("instant provider, preloaded table, index live", None);
+        upload(&big, &corpus).await;
+        let bulk = run_backfill(&big, &instant, &["--bulk"]).await;
+        bulk.print(
+            "instant provider, preloaded table, backfill --bulk (drop, load, build again; wall time includes the build)",
+            None,
+        );
+        // `files` counts both loads in the second figure: the rate is per run.
+        let per_run = corpus.len() as f64;
+        println!(
+            "  => --bulk ingests {:.2}x the files/s of the live index here, its build included",
+            (per_run / bulk.wall.as_secs_f64()) / (per_run / live.wall.as_secs_f64())
+        );
+    }
 
     let db_env = prepare_env(dir.path(), "dbonly", &open, &args, "").await;
     let (wall, chunks) = run_db_only(&db_env, &corpus, args.dims, args.concurrency).await;
