@@ -103,10 +103,7 @@ async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow
         return Ok(Action::Nothing);
     }
     if state == State::Invalid {
-        sqlx::query(&format!("drop index concurrently if exists public.{INDEX}"))
-            .persistent(false)
-            .execute(&mut *conn)
-            .await?;
+        drop_index(conn).await?;
     }
     sqlx::query("select set_config('maintenance_work_mem', $1, false)")
         .persistent(false)
@@ -147,13 +144,18 @@ pub async fn drop_for_bulk(database: &DatabaseSettings) -> anyhow::Result<bool> 
     let mut conn = session(database).await?;
     let had = state(&mut conn).await? != State::Absent;
     if had {
-        sqlx::query(&format!("drop index concurrently if exists public.{INDEX}"))
-            .persistent(false)
-            .execute(&mut conn)
-            .await?;
+        drop_index(&mut conn).await?;
     }
     let _ = conn.close().await;
     Ok(had)
+}
+
+async fn drop_index(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("drop index concurrently if exists public.{INDEX}"))
+        .persistent(false)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Checks the policy every `check_secs` until the process ends, on a connection the caller

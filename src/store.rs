@@ -114,7 +114,7 @@ pub async fn complete_file(
         let pages: Vec<Option<i32>> = slice.iter().map(|c| c.page_number).collect();
         let headings: Vec<Option<&str>> = slice.iter().map(|c| c.heading.as_deref()).collect();
         let tokens: Vec<i32> = slice.iter().map(|c| c.token_count).collect();
-        let hashes: Vec<String> = slice.iter().map(Chunk::content_hash).collect();
+        let hashes: Vec<&str> = slice.iter().map(|c| c.content_hash.as_str()).collect();
         let metadata: Vec<serde_json::Value> = slice
             .iter()
             .map(|c| chunk_metadata(c, &chunked.embed_template))

@@ -228,7 +228,7 @@ impl Worker {
         let mut vectors: Vec<Option<pgvector::HalfVector>> = chunked
             .chunks
             .iter()
-            .map(|c| previous.get(&c.content_hash()).cloned())
+            .map(|c| previous.get(&c.content_hash).cloned())
             .collect();
         previous.clear();
         let missing: Vec<usize> = (0..vectors.len())

@@ -37,17 +37,12 @@ pub struct Chunk {
     pub embed_input: String,
     /// Tokens of `embed_input`: what is sent, billed and counted against the budget.
     pub token_count: i32,
+    /// sha256 (hex) of `embed_input`, exactly what is embedded: a stored vector whose chunk
+    /// has the same hash, model and dimension is this chunk's vector.
+    pub content_hash: String,
     /// Character (not byte) offsets into `extracted_text`, as Postgres' `substr` counts.
     pub start_char: usize,
     pub end_char: usize,
-}
-
-impl Chunk {
-    /// sha256 (hex) of exactly what is embedded: a stored vector whose chunk has the same
-    /// hash, model and dimension is this chunk's vector.
-    pub fn content_hash(&self) -> String {
-        sha256_hex(self.embed_input.as_bytes())
-    }
 }
 
 /// sha256 of `bytes`, as lowercase hex.
@@ -189,6 +184,7 @@ impl Chunker {
                         .tokens
                         .unwrap_or_else(|| self.count_tokens(&embed_input))
                         as i32,
+                    content_hash: sha256_hex(embed_input.as_bytes()),
                     embed_input,
                     start_char: chars_before,
                     end_char: chars_before + content.chars().count(),
