@@ -183,8 +183,9 @@ pub async fn settle<'e>(
     Ok(())
 }
 
-/// Rolls up the rows of every claim that is no longer live (a killed worker's, a lost
-/// lease's, late answers to a settled claim): run in every claim's transaction.
+/// Rolls up the rows of every claim that is over (a killed worker's once its file is claimed
+/// again, a lost lease's, late answers to a settled claim): run in every claim's
+/// transaction.
 pub async fn sweep<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(include_str!("ledger/settle.sql"))
         .persistent(false)

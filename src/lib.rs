@@ -3,8 +3,8 @@
 //! The modules follow a file's path: [`config`] → [`queue`] (claim, lease, fenced
 //! transitions) → [`ownership`] (may this row's owner read that object?) → [`storage`] →
 //! [`extract`] → [`chunk`] → [`embed`] → [`store`], driven by [`worker`] (one file) and
-//! [`service`] (the loops); [`ledger`] records what requests cost, [`cleanup`] removes the
-//! rows whose objects are gone.
+//! [`service`] (the loops); [`ledger`] records what requests cost, [`usage`] reports it by
+//! month, [`cleanup`] removes the rows whose objects are gone.
 
 pub mod chunk;
 pub mod cleanup;
@@ -27,6 +27,7 @@ pub mod service;
 pub mod storage;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
 pub mod worker;
 
 use std::sync::Arc;

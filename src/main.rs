@@ -90,6 +90,17 @@ enum Command {
         threshold: f64,
         query: String,
     },
+    /// Print a month's usage (tokens, requests, files, cost) by action, provider and
+    /// model: one user's, one organisation's, or everyone's.
+    Usage {
+        #[arg(long, conflicts_with = "org")]
+        user: Option<Uuid>,
+        #[arg(long)]
+        org: Option<Uuid>,
+        /// YYYY-MM (UTC); the current month by default.
+        #[arg(long)]
+        month: Option<ragworker::usage::Month>,
+    },
 }
 
 #[tokio::main]
@@ -206,6 +217,17 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             if summary.failed > 0 {
                 return Ok(ExitCode::from(2));
             }
+        }
+        Command::Usage { user, org, month } => {
+            use ragworker::usage::{self, Scope};
+            let scope = match (user, org) {
+                (Some(id), _) => Scope::User(id),
+                (None, Some(id)) => Scope::Org(id),
+                (None, None) => Scope::All,
+            };
+            let month = month.unwrap_or_else(usage::Month::current);
+            let lines = usage::month(&pool, scope, month).await?;
+            print!("{}", usage::render(scope, month, &lines));
         }
         Command::Cleanup { dry_run } => {
             let storage = storage::Storage::from_settings(&settings.storage).await?;

@@ -190,8 +190,8 @@ impl Queue {
     }
 
     /// Claims up to `limit` files. Files whose worker vanished after their last attempt are
-    /// failed first, so they are never claimed again, and what the requests of claims no
-    /// longer live cost (a killed worker's) is rolled up from the ledger into usage_logs.
+    /// failed first, so they are never claimed again, and what the requests of claims that
+    /// are over cost (a killed worker's) is rolled up from the ledger into usage_logs.
     pub async fn claim(&self, limit: usize) -> Result<Vec<(ClaimedFile, Lease)>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(include_str!("queue/give_up_expired.sql"))
@@ -199,7 +199,6 @@ impl Queue {
             .bind(self.settings.max_attempts)
             .execute(&mut *tx)
             .await?;
-        crate::ledger::sweep(&mut *tx).await?;
         let files: Vec<ClaimedFile> = sqlx::query_as(include_str!("queue/claim.sql"))
             .persistent(false)
             .bind(&*self.worker_id)
@@ -207,6 +206,9 @@ impl Queue {
             .bind(self.settings.lease_secs as f64)
             .fetch_all(&mut *tx)
             .await?;
+        // After the claim: a file this claim took from a dead worker has that worker's
+        // requests rolled up at once.
+        crate::ledger::sweep(&mut *tx).await?;
         tx.commit().await?;
         Ok(files
             .into_iter()

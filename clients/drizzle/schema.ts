@@ -14,6 +14,7 @@ import {
   bigint,
   boolean,
   check,
+  date,
   foreignKey,
   halfvec,
   index,
@@ -23,6 +24,7 @@ import {
   pgEnum,
   pgPolicy,
   pgTable,
+  pgView,
   primaryKey,
   text,
   timestamp,
@@ -185,6 +187,97 @@ export const usageLogs = pgTable(
   ],
 );
 
+/** Usage per user, organisation, UTC day, provider, model and action: the sums of
+ * `usage_logs` for those keys, kept equal to them by a trigger on usage_logs. Users read
+ * their own rows, organisation members their organisation's; nobody writes it. */
+export const usageMetrics = pgTable(
+  'usage_metrics',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id').notNull(),
+    orgId: uuid('org_id'),
+    day: date('day').notNull(),
+    month: date('month')
+      .notNull()
+      .generatedAlwaysAs(sql`date_trunc('month', day::timestamp)::date`),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    action: text('action').notNull(),
+    tokens: bigint('tokens', { mode: 'number' }).notNull().default(0),
+    unconfirmedTokens: bigint('unconfirmed_tokens', { mode: 'number' }).notNull().default(0),
+    requests: bigint('requests', { mode: 'number' }).notNull().default(0),
+    files: bigint('files', { mode: 'number' }).notNull().default(0),
+    /** USD, as a decimal string (numeric(20, 10)). */
+    costUsd: numeric('cost_usd', { precision: 20, scale: 10 }).notNull().default(sql`0`),
+    events: bigint('events', { mode: 'number' }).notNull().default(0),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    unique('usage_metrics_key')
+      .on(t.userId, t.orgId, t.day, t.provider, t.model, t.action)
+      .nullsNotDistinct(),
+    index('usage_metrics_user_month_idx').on(t.userId, t.month),
+    index('usage_metrics_org_month_idx')
+      .on(t.orgId, t.month)
+      .where(sql`org_id is not null`),
+    pgPolicy('usage_metrics_read', {
+      for: 'select',
+      to: authenticatedRole,
+      using: sql`${authUid} = user_id or org_id in (select public.ragworker_user_orgs())`,
+    }),
+  ],
+);
+
+/** The columns the usage views share with `usage_metrics`. */
+const usageTotals = {
+  orgId: uuid('org_id'),
+  userId: uuid('user_id').notNull(),
+  provider: text('provider').notNull(),
+  model: text('model').notNull(),
+  action: text('action').notNull(),
+  tokens: bigint('tokens', { mode: 'number' }).notNull(),
+  unconfirmedTokens: bigint('unconfirmed_tokens', { mode: 'number' }).notNull(),
+  requests: bigint('requests', { mode: 'number' }).notNull(),
+  files: bigint('files', { mode: 'number' }).notNull(),
+  /** USD, as a decimal string. */
+  costUsd: numeric('cost_usd').notNull(),
+  events: bigint('events', { mode: 'number' }).notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+};
+
+/** A month's usage (`month` is its first day) per user, organisation, provider, model and
+ * action; RLS of `usage_metrics` applies (security_invoker). */
+export const monthlyUsageSummary = pgView('monthly_usage_summary', {
+  month: date('month').notNull(),
+  ...usageTotals,
+})
+  .with({ securityInvoker: true })
+  .as(
+    sql`select month, org_id, user_id, provider, model, action,
+       sum(tokens)::bigint as tokens,
+       sum(unconfirmed_tokens)::bigint as unconfirmed_tokens,
+       sum(requests)::bigint as requests,
+       sum(files)::bigint as files,
+       sum(cost_usd) as cost_usd,
+       sum(events)::bigint as events,
+       max(updated_at) as updated_at
+from usage_metrics
+group by month, org_id, user_id, provider, model, action`,
+  );
+
+/** Today's (UTC) rows of `usage_metrics`; RLS applies (security_invoker). */
+export const currentDayUsage = pgView('current_day_usage', {
+  day: date('day').notNull(),
+  ...usageTotals,
+})
+  .with({ securityInvoker: true })
+  .as(
+    sql`select day, org_id, user_id, provider, model, action, tokens, unconfirmed_tokens, requests,
+       files, cost_usd, events, updated_at
+from usage_metrics
+where day = (now() at time zone 'UTC')::date`,
+  );
+
 /** The cost ledger: one row per embedding request and file, written before the request is
  * sent; `usage_logs` rows are rolled up from it. The operator's table: app users have no
  * access (RLS on, no policy, no grants). */
@@ -271,6 +364,9 @@ export type NewFile = typeof files.$inferInsert;
 export type DocumentChunk = typeof documentChunks.$inferSelect;
 export type UsageLog = typeof usageLogs.$inferSelect;
 export type EmbeddingRequest = typeof embeddingRequests.$inferSelect;
+export type UsageMetric = typeof usageMetrics.$inferSelect;
+export type MonthlyUsage = typeof monthlyUsageSummary.$inferSelect;
+export type DayUsage = typeof currentDayUsage.$inferSelect;
 
 /** A row of `search_similar_chunks(query_embedding, user_id, match_threshold, match_count)`
  * and of `search_org_chunks(query_embedding, org_id, match_threshold, match_count)`. */

@@ -1,7 +1,11 @@
 -- Rolls ledger rows into usage_logs, one row per claim of a file, outcome $3: the rows of
 -- one claim ($1 file, $2 claim_seq) when its worker settles the file; with $1 null, the
--- rows of every claim that is no longer live (its worker was killed, lost the lease, or
--- could not record the outcome), which each claim sweeps up. Rows locked by a concurrent
+-- rows of every claim that is over (the file was claimed again, settled, given up or
+-- removed: its worker was killed, lost the lease, or could not record the outcome), which
+-- each claim sweeps up. A claim whose lease has merely expired is not over until another
+-- claim takes the file: its worker may still be alive and complete it (the transitions
+-- are fenced by claim_seq, not by the clock), and its rows are then its own, counted under
+-- the outcome it reached. Rows locked by a concurrent
 -- roll-up are skipped, not waited for: that one records them, and each row is rolled up
 -- exactly once (settled_at). A request with no answer counts at our own count, as the
 -- provider may well have billed it; a refused one counts nothing, and a claim that cost
@@ -13,8 +17,7 @@ with open as (
     and case when $1::uuid is null
              then not exists (select 1 from files f
                               where f.id = r.file_id and f.claim_seq = r.claim_seq
-                                and f.processing_status = 'processing'
-                                and f.locked_until >= now())
+                                and f.processing_status = 'processing')
              else r.file_id = $1 and r.claim_seq = $2 end
   for update skip locked
 ), settled as (

@@ -13,11 +13,14 @@ use uuid::Uuid;
 
 use crate::support::{fixture, TestEnv, DIMENSIONS};
 
-const TABLES: [&str; 4] = [
+const TABLES: [&str; 7] = [
     "files",
     "document_chunks",
     "usage_logs",
     "ragworker_buckets",
+    "usage_metrics",
+    "monthly_usage_summary",
+    "current_day_usage",
 ];
 
 fn client_dir() -> PathBuf {

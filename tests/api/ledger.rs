@@ -10,7 +10,7 @@ use crate::support::{fake_openai::Fault, wait_until, TestEnv};
 
 /// Files of a few hundred words each: with the tests' 40-token chunks, twenty-odd chunks a
 /// file, so a file's chunks go out in several requests and a kill lands between them.
-async fn enqueue_prose(env: &TestEnv, user: Uuid, n: usize) -> Vec<Uuid> {
+pub(crate) async fn enqueue_prose(env: &TestEnv, user: Uuid, n: usize) -> Vec<Uuid> {
     let words = [
         "harbour", "dredging", "berth", "channel", "tonnage", "pilot", "quay", "ballast",
         "mooring", "crane", "tide", "ledger",

@@ -24,3 +24,4 @@ mod search;
 mod security;
 mod service;
 mod uploads;
+mod usage;

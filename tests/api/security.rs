@@ -113,6 +113,9 @@ fn authenticated_contract() -> BTreeSet<String> {
         "document_chunks: SELECT",
         "document_chunks: DELETE",
         "usage_logs: SELECT",
+        "usage_metrics: SELECT",
+        "monthly_usage_summary: SELECT",
+        "current_day_usage: SELECT",
         "ragworker_buckets: SELECT",
         "org_members: SELECT",
     ]);
@@ -140,6 +143,9 @@ fn service_role_contract() -> BTreeSet<String> {
         "org_members: INSERT",
         "org_members: UPDATE",
         "org_members: DELETE",
+        "usage_metrics: SELECT",
+        "monthly_usage_summary: SELECT",
+        "current_day_usage: SELECT",
     ]);
     expected.extend(callable_functions());
     for table in [
@@ -171,6 +177,9 @@ async fn assert_denials(env: &TestEnv) {
         "select * from files",
         "select * from document_chunks",
         "select * from usage_logs",
+        "select * from usage_metrics",
+        "select * from monthly_usage_summary",
+        "select * from current_day_usage",
         "insert into files (user_id, original_name, storage_bucket, storage_path) values (gen_random_uuid(), 'x', 'b', 'p')",
         "delete from _sqlx_migrations",
         "select * from _sqlx_migrations",
@@ -194,6 +203,11 @@ async fn assert_denials(env: &TestEnv) {
         "update files set user_id = gen_random_uuid()",
         "insert into usage_logs (user_id, provider, model, tokens_used, cost_usd) values (gen_random_uuid(), 'p', 'm', 1, 0)",
         "delete from usage_logs",
+        "insert into usage_metrics (user_id, day, provider, model, action) values (gen_random_uuid(), current_date, 'p', 'm', 'embedding')",
+        "update usage_metrics set tokens = 0",
+        "delete from usage_metrics",
+        "truncate usage_metrics",
+        "select ragworker_usage_count('1')",
         "delete from _sqlx_migrations",
         "select * from _sqlx_migrations",
         "insert into ragworker_buckets values ('mine', 'server_only')",
@@ -889,6 +903,20 @@ async fn upgrading_from_the_first_migration_keeps_every_row() {
     .unwrap();
     let after: String = sqlx::query_scalar(snapshot).fetch_one(&pool).await.unwrap();
     assert_eq!(before, after, "no row changed");
+    // The usage recorded before usage_metrics existed is in it.
+    let metrics: (i64, String, i64, String) = sqlx::query_as(
+        "select tokens, cost_usd::text, events, month::text from usage_metrics where user_id = $1",
+    )
+    .bind(user)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let month: String =
+        sqlx::query_scalar("select date_trunc('month', now() at time zone 'UTC')::date::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(metrics, (2, "0.0000000400".to_string(), 1, month));
     let versions: Vec<i64> = sqlx::query_scalar("select version from _sqlx_migrations order by 1")
         .fetch_all(&pool)
         .await
