@@ -275,7 +275,8 @@ export const currentDayUsage = pgView('current_day_usage', {
     sql`select day, org_id, user_id, provider, model, action, tokens, unconfirmed_tokens, requests,
        files, cost_usd, events, updated_at
 from usage_metrics
-where day = (now() at time zone 'UTC')::date`,
+where month = date_trunc('month', now() at time zone 'UTC')::date
+  and day = (now() at time zone 'UTC')::date`,
   );
 
 /** The cost ledger: one row per embedding request and file, written before the request is

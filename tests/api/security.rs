@@ -207,7 +207,6 @@ async fn assert_denials(env: &TestEnv) {
         "update usage_metrics set tokens = 0",
         "delete from usage_metrics",
         "truncate usage_metrics",
-        "select ragworker_usage_count('1')",
         "delete from _sqlx_migrations",
         "select * from _sqlx_migrations",
         "insert into ragworker_buckets values ('mine', 'server_only')",

@@ -18,9 +18,12 @@ async fn disagreements(env: &TestEnv) -> Vec<String> {
                   count(*) as events,
                   count(*) filter (where action = 'embedding'
                                      and metadata ->> 'outcome' = 'completed') as files,
-                  coalesce(sum((metadata ->> 'requests')::bigint), 0)::bigint as requests,
-                  coalesce(sum((metadata ->> 'unconfirmed_tokens')::bigint), 0)::bigint
-                    as unconfirmed_tokens
+                  coalesce(sum((metadata ->> 'requests')::bigint)
+                             filter (where jsonb_typeof(metadata -> 'requests') = 'number'),
+                           0)::bigint as requests,
+                  coalesce(sum((metadata ->> 'unconfirmed_tokens')::bigint)
+                             filter (where jsonb_typeof(metadata -> 'unconfirmed_tokens') = 'number'),
+                           0)::bigint as unconfirmed_tokens
            from usage_logs group by 1, 2, 3, 4, 5, 6)
          select format('%s/%s/%s/%s/%s/%s: logs %s, metrics %s',
                        coalesce(l.user_id, m.user_id), coalesce(l.org_id, m.org_id),
@@ -274,6 +277,15 @@ async fn users_read_their_own_and_their_organisations_usage_and_the_views_agree(
     )
     .await;
     log_usage(&env, carol, Some(other), "embedding", 11, now).await;
+    // Free-form metadata that is not a count is counted as none, never an error.
+    sqlx::query(
+        "insert into usage_logs (user_id, provider, model, tokens_used, cost_usd, metadata)
+         values ($1, 'openai', 'text-embedding-3-small', 3, 0, '{\"requests\": \"many\"}')",
+    )
+    .bind(Uuid::new_v4())
+    .execute(&env.pool)
+    .await
+    .unwrap();
     // Many writers on the same keys at once: increments, not overwrites.
     let writers: Vec<_> = (0..8)
         .map(|_| {
@@ -386,7 +398,8 @@ async fn users_read_their_own_and_their_organisations_usage_and_the_views_agree(
     );
     assert_eq!(
         scalar(&env, "select count(*) from current_day_usage").await,
-        1
+        2,
+        "Carol's and the free-form metadata's"
     );
 
     // Deleting and moving usage rows moves the totals with them.
