@@ -195,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
     // Organisations of Zipf size (weight 1/rank); users join them in proportion, so the
     // largest organisations have the most members and the most volume. One user of the
     // largest organisation writes 10 % of all rows.
-    let mut rng = Rng(0x5EED_0F_0A11_u64);
+    let mut rng = Rng(0x005E_ED0F_0A11_u64);
     let orgs: Vec<Uuid> = (0..ORGS).map(|_| Uuid::new_v4()).collect();
     let org_weights = cumulative((1..=ORGS).map(|r| 1.0 / r as f64));
     let mut users: Vec<User> = (0..USERS)
