@@ -305,8 +305,19 @@ async fn main() -> anyhow::Result<()> {
     )
     .fetch_one(&mut conn)
     .await?;
+    let monthly_drift: i64 = sqlx::query_scalar(
+        "select count(*) from (
+           select user_id, org_id, month, provider, model, action, sum(tokens) t, sum(cost_usd) c
+           from usage_metrics group by 1, 2, 3, 4, 5, 6) d
+         full join usage_metrics_monthly m on m.user_id = d.user_id
+           and m.org_id is not distinct from d.org_id and m.month = d.month
+           and m.provider = d.provider and m.model = d.model and m.action = d.action
+         where (d.t, d.c) is distinct from (m.tokens, m.cost_usd)",
+    )
+    .fetch_one(&mut conn)
+    .await?;
     println!(
-        "usage_logs: {} rows over {DAYS} days, {USERS} users, {ORGS} organisations; loaded in {:.1} s ({:.0} rows/s, trigger included); usage_metrics: {metrics_rows} rows; keys where usage_metrics differs from the sum of usage_logs: {drift}",
+        "usage_logs: {} rows over {DAYS} days, {USERS} users, {ORGS} organisations; loaded in {:.1} s ({:.0} rows/s, trigger included); usage_metrics: {metrics_rows} rows; keys where usage_metrics differs from the sum of usage_logs: {drift}, where usage_metrics_monthly differs from the sum of usage_metrics: {monthly_drift}",
         args.rows,
         load.as_secs_f64(),
         args.rows as f64 / load.as_secs_f64()
@@ -354,6 +365,11 @@ async fn main() -> anyhow::Result<()> {
                             where user_id = $1 and created_at >= $2::date
                               and created_at < ($2::date + interval '1 month')
                             group by 1, 2, 3";
+    let org_month_daily =
+        "select provider, model, action, sum(tokens)::bigint, sum(requests)::bigint,
+                                  sum(files)::bigint, sum(cost_usd)
+                           from usage_metrics where org_id = $1 and month = $2
+                           group by 1, 2, 3";
     let today_org = "select provider, model, action, sum(tokens)::bigint, sum(cost_usd)
                      from current_day_usage where org_id = $1 and $2::date is not null
                      group by 1, 2, 3";
@@ -407,6 +423,12 @@ async fn main() -> anyhow::Result<()> {
             "today, largest org (current_day_usage)".to_string(),
             Some(member_of(big_org)),
             today_org,
+            big_org,
+        ),
+        (
+            "org month from the daily rows (usage_metrics), largest org".to_string(),
+            Some(member_of(big_org)),
+            org_month_daily,
             big_org,
         ),
         (

@@ -228,6 +228,42 @@ export const usageMetrics = pgTable(
   ],
 );
 
+/** `usage_metrics` per month (`month` is its first day, UTC), kept by the same trigger: what
+ * `monthly_usage_summary` reads. */
+export const usageMetricsMonthly = pgTable(
+  'usage_metrics_monthly',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id').notNull(),
+    orgId: uuid('org_id'),
+    month: date('month').notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    action: text('action').notNull(),
+    tokens: bigint('tokens', { mode: 'number' }).notNull().default(0),
+    unconfirmedTokens: bigint('unconfirmed_tokens', { mode: 'number' }).notNull().default(0),
+    requests: bigint('requests', { mode: 'number' }).notNull().default(0),
+    files: bigint('files', { mode: 'number' }).notNull().default(0),
+    /** USD, as a decimal string (numeric(20, 10)). */
+    costUsd: numeric('cost_usd', { precision: 20, scale: 10 }).notNull().default(sql`0`),
+    events: bigint('events', { mode: 'number' }).notNull().default(0),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    unique('usage_metrics_monthly_key')
+      .on(t.userId, t.month, t.orgId, t.provider, t.model, t.action)
+      .nullsNotDistinct(),
+    index('usage_metrics_monthly_org_idx')
+      .on(t.orgId, t.month)
+      .where(sql`org_id is not null`),
+    pgPolicy('usage_metrics_monthly_read', {
+      for: 'select',
+      to: authenticatedRole,
+      using: sql`${authUid} = user_id or org_id in (select public.ragworker_user_orgs())`,
+    }),
+  ],
+);
+
 /** The columns the usage views share with `usage_metrics`. */
 const usageTotals = {
   orgId: uuid('org_id'),
@@ -253,16 +289,9 @@ export const monthlyUsageSummary = pgView('monthly_usage_summary', {
 })
   .with({ securityInvoker: true })
   .as(
-    sql`select month, org_id, user_id, provider, model, action,
-       sum(tokens)::bigint as tokens,
-       sum(unconfirmed_tokens)::bigint as unconfirmed_tokens,
-       sum(requests)::bigint as requests,
-       sum(files)::bigint as files,
-       sum(cost_usd) as cost_usd,
-       sum(events)::bigint as events,
-       max(updated_at) as updated_at
-from usage_metrics
-group by month, org_id, user_id, provider, model, action`,
+    sql`select month, org_id, user_id, provider, model, action, tokens, unconfirmed_tokens,
+       requests, files, cost_usd, events, updated_at
+from usage_metrics_monthly`,
   );
 
 /** Today's (UTC) rows of `usage_metrics`; RLS applies (security_invoker). */
@@ -366,6 +395,7 @@ export type DocumentChunk = typeof documentChunks.$inferSelect;
 export type UsageLog = typeof usageLogs.$inferSelect;
 export type EmbeddingRequest = typeof embeddingRequests.$inferSelect;
 export type UsageMetric = typeof usageMetrics.$inferSelect;
+export type UsageMetricMonthly = typeof usageMetricsMonthly.$inferSelect;
 export type MonthlyUsage = typeof monthlyUsageSummary.$inferSelect;
 export type DayUsage = typeof currentDayUsage.$inferSelect;
 

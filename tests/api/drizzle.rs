@@ -13,12 +13,13 @@ use uuid::Uuid;
 
 use crate::support::{fixture, TestEnv, DIMENSIONS};
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "files",
     "document_chunks",
     "usage_logs",
     "ragworker_buckets",
     "usage_metrics",
+    "usage_metrics_monthly",
     "monthly_usage_summary",
     "current_day_usage",
 ];

@@ -114,6 +114,7 @@ fn authenticated_contract() -> BTreeSet<String> {
         "document_chunks: DELETE",
         "usage_logs: SELECT",
         "usage_metrics: SELECT",
+        "usage_metrics_monthly: SELECT",
         "monthly_usage_summary: SELECT",
         "current_day_usage: SELECT",
         "ragworker_buckets: SELECT",
@@ -144,6 +145,7 @@ fn service_role_contract() -> BTreeSet<String> {
         "org_members: UPDATE",
         "org_members: DELETE",
         "usage_metrics: SELECT",
+        "usage_metrics_monthly: SELECT",
         "monthly_usage_summary: SELECT",
         "current_day_usage: SELECT",
     ]);
@@ -207,6 +209,7 @@ async fn assert_denials(env: &TestEnv) {
         "update usage_metrics set tokens = 0",
         "delete from usage_metrics",
         "truncate usage_metrics",
+        "update usage_metrics_monthly set tokens = 0",
         "delete from _sqlx_migrations",
         "select * from _sqlx_migrations",
         "insert into ragworker_buckets values ('mine', 'server_only')",
@@ -916,6 +919,14 @@ async fn upgrading_from_the_first_migration_keeps_every_row() {
             .await
             .unwrap();
     assert_eq!(metrics, (2, "0.0000000400".to_string(), 1, month));
+    let monthly: (i64, String) = sqlx::query_as(
+        "select tokens, cost_usd::text from monthly_usage_summary where user_id = $1",
+    )
+    .bind(user)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(monthly, (2, "0.0000000400".to_string()));
     let versions: Vec<i64> = sqlx::query_scalar("select version from _sqlx_migrations order by 1")
         .fetch_all(&pool)
         .await
