@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ragworker's tests and demo need on a fresh Debian bookworm machine, as root:
 # PostgreSQL 15, pgvector built from Debian's own source package (bookworm ships no binary
-# package), and s3s-fs, an S3 protocol server that checks SigV4 signatures (skipped with
+# package), Tesseract and poppler-utils for OCR, and s3s-fs, an S3 protocol server that checks SigV4 signatures (skipped with
 # RAGWORKER_SKIP_S3=1).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
@@ -15,6 +15,10 @@ need_apt=()
 [ -f /usr/include/postgresql/15/server/postgres.h ] || need_apt+=(postgresql-server-dev-15)
 command -v make >/dev/null && command -v gcc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+# OCR (extract.ocr): Tesseract with English data, and poppler's pdftoppm for PDF pages.
+command -v tesseract >/dev/null || need_apt+=(tesseract-ocr)
+[ -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || need_apt+=(tesseract-ocr-eng)
+command -v pdftoppm >/dev/null || need_apt+=(poppler-utils)
 if [ ! -f /usr/share/postgresql/15/extension/vector.control ]; then
   if [ ! -f /etc/apt/sources.list.d/trixie-src.sources ]; then
     cat > /etc/apt/sources.list.d/trixie-src.sources <<'SRC'

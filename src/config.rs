@@ -151,6 +151,35 @@ impl Ownership {
 pub struct ExtractSettings {
     pub max_text_bytes: usize,
     pub timeout_secs: u64,
+    pub ocr: OcrSettings,
+}
+
+/// `[extract.ocr]`: Tesseract for images and for PDF pages without a text layer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcrSettings {
+    pub enabled: bool,
+    /// Tesseract's language codes joined by `+`, such as `eng` or `eng+deu`; each needs its
+    /// Debian package (`tesseract-ocr-deu`).
+    pub languages: String,
+    /// Resolution PDF pages are rendered at for OCR.
+    pub dpi: u32,
+    /// Seconds rendering or reading one page may take.
+    pub page_timeout_secs: u64,
+    /// Pages (of a PDF, or of a TIFF) one file may need OCR for; more fails the file.
+    pub max_pages: usize,
+}
+
+impl ExtractSettings {
+    /// How long extracting one file may take: parsing, plus each page OCR may read.
+    pub fn time_limit(&self) -> std::time::Duration {
+        let ocr = if self.ocr.enabled {
+            self.ocr.page_timeout_secs * self.ocr.max_pages as u64
+        } else {
+            0
+        };
+        std::time::Duration::from_secs(self.timeout_secs + ocr)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -423,6 +452,21 @@ impl Settings {
         }
         if self.storage.pause_secs == 0 {
             return fail("storage.pause_secs must be at least 1".into());
+        }
+        let ocr = &self.extract.ocr;
+        let language =
+            |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ocr.languages.split('+').all(language) {
+            return fail(format!(
+                "extract.ocr.languages = {:?} is not a list of Tesseract language codes such as \"eng\" or \"eng+deu\"",
+                ocr.languages
+            ));
+        }
+        if !(70..=1200).contains(&ocr.dpi) || ocr.page_timeout_secs == 0 {
+            return fail(
+                "extract.ocr.dpi must be 70 to 1200 and extract.ocr.page_timeout_secs at least 1"
+                    .into(),
+            );
         }
         match self.embedding.provider.as_str() {
             "openai" => {}

@@ -417,6 +417,11 @@ async fn start_worker(
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    if settings.extract.ocr.enabled {
+        if let Some(missing) = ragworker::extract::ocr_missing() {
+            tracing::warn!("{missing}: images and scanned PDFs will fail until it is installed (apt-get install tesseract-ocr tesseract-ocr-eng poppler-utils), or set extract.ocr.enabled = false");
+        }
+    }
     if worker.ownership.checks_uploader() {
         tracing::info!(
             "storage.objects is in this database: objects uploaded by another user are refused"

@@ -240,6 +240,9 @@ fn chunk_metadata(chunk: &Chunk, template: &str) -> serde_json::Value {
     if let Some(page) = chunk.last_page {
         metadata["last_page"] = page.into();
     }
+    if chunk.ocr {
+        metadata["ocr"] = true.into();
+    }
     if let Some(context) = &chunk.context {
         metadata["embed_template"] = template.into();
         metadata["embed_heading"] = context.as_str().into();

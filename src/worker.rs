@@ -200,21 +200,21 @@ impl Worker {
         }
         let name = file.original_name.clone();
         let mime = file.mime_type.clone();
-        let max_text = self.settings.extract.max_text_bytes;
+        let extract_settings = self.settings.extract.clone();
         let chunker = self.chunker.clone();
         // Parsing and tokenising are CPU work: off the async threads, and a panic in a
         // parser becomes this file's error instead of the worker's.
-        let limit = self.settings.extract.timeout_secs;
+        let limit = self.settings.extract.time_limit();
         let bytes = object.bytes;
         let parse = tokio::task::spawn_blocking(move || {
-            extract::extract(&bytes, &name, mime.as_deref(), max_text)
+            extract::extract_with(&bytes, &name, mime.as_deref(), &extract_settings)
                 .map(|doc| chunker.chunk(&doc))
         });
         // A parser stuck in a pathological file cannot be interrupted; the file fails and
         // the worker moves on, leaving that one blocking thread to finish on its own.
-        let chunked = tokio::time::timeout(Duration::from_secs(limit), parse)
+        let chunked = tokio::time::timeout(limit, parse)
             .await
-            .map_err(|_| ExtractError::Timeout(limit))?
+            .map_err(|_| ExtractError::Timeout(limit.as_secs()))?
             .map_err(|e| ExtractError::Panicked(e.to_string()))??;
         tracing::debug!(chunks = chunked.chunks.len(), "extracted");
 

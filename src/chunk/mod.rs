@@ -27,6 +27,8 @@ pub struct Chunk {
     pub page_number: Option<i32>,
     /// The page it ends on, when it runs over a page break.
     pub last_page: Option<i32>,
+    /// Some of its text was read by OCR.
+    pub ocr: bool,
     /// Heading path where the chunk starts, e.g. `Install > Linux`.
     pub heading: Option<String>,
     /// The heading path put before `content` in what is embedded (the chunk's own heading
@@ -155,10 +157,8 @@ impl Chunker {
         }
         .pack(from, &headings);
 
-        let page_at = |byte: usize| {
-            let section = section_starts.partition_point(|&s| s <= byte).max(1) - 1;
-            doc.sections.get(section).and_then(|s| s.page)
-        };
+        let section_at = |byte: usize| section_starts.partition_point(|&s| s <= byte).max(1) - 1;
+        let page_at = |byte: usize| doc.sections.get(section_at(byte)).and_then(|s| s.page);
         // Byte → char offsets, walked forward once: pieces start in order.
         let mut chars_before = 0usize;
         let mut bytes_seen = 0usize;
@@ -177,6 +177,9 @@ impl Chunker {
                     content: content.to_string(),
                     page_number: first,
                     last_page: last.filter(|_| last != first),
+                    ocr: doc.sections[section_at(piece.start)..=section_at(piece.end - 1)]
+                        .iter()
+                        .any(|s| s.ocr),
                     heading: Some(piece.heading.join(HEADING_SEPARATOR)).filter(|h| !h.is_empty()),
                     context: Some(context).filter(|c| !c.is_empty() && embed_input != content),
                     // Counted by the packer on exactly this text.
@@ -384,13 +387,12 @@ mod tests {
         let heading_at = page1.find("2.1").unwrap();
         let sections = vec![
             Section {
-                text: page1.into(),
-                page: Some(1),
                 headings: vec![Mark {
                     offset: heading_at,
                     len: page1.len() - heading_at,
                     level: 2,
                 }],
+                ..Section::new(page1.into(), Some(1))
             },
             Section::new("A place where a ship is moored.".into(), Some(2)),
         ];

@@ -35,7 +35,8 @@ pub(super) fn headings(
 ) -> Vec<Heading> {
     let lines = match doc.format {
         Format::Markdown | Format::Html | Format::Docx => markdown(&text[from..], from),
-        Format::PlainText => plain(&text[from..], from),
+        // OCR gives plain text: the plain-text conventions (numbered lines, underlines).
+        Format::PlainText | Format::Image => plain(&text[from..], from),
         Format::Pdf => doc
             .sections
             .iter()

@@ -8,6 +8,7 @@
 mod docx;
 mod furniture;
 mod html;
+mod ocr;
 mod pdf;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,6 +21,8 @@ pub enum Format {
     PlainText,
     Html,
     Docx,
+    /// A picture of text (PNG, JPEG, TIFF, WebP, BMP, GIF), read by OCR.
+    Image,
 }
 
 impl Format {
@@ -30,6 +33,7 @@ impl Format {
             Format::PlainText => "text",
             Format::Html => "html",
             Format::Docx => "docx",
+            Format::Image => "image",
         }
     }
 
@@ -47,6 +51,8 @@ pub struct Section {
     /// Heading lines the extractor recognised in `text` (PDFs); formats whose text marks its
     /// own headings (Markdown and what becomes Markdown) leave this empty.
     pub headings: Vec<Heading>,
+    /// The text was read by OCR from a picture of the page.
+    pub ocr: bool,
 }
 
 impl Section {
@@ -55,6 +61,14 @@ impl Section {
             text,
             page,
             headings: Vec::new(),
+            ocr: false,
+        }
+    }
+
+    fn from_ocr(text: String, page: i32) -> Self {
+        Self {
+            ocr: true,
+            ..Self::new(text, Some(page))
         }
     }
 }
@@ -84,6 +98,18 @@ pub enum ExtractError {
     Encrypted,
     #[error("no extractable text (scanned document?)")]
     NoTextLayer,
+    #[error("{0}: OCR is disabled (extract.ocr.enabled)")]
+    OcrDisabled(&'static str),
+    #[error("OCR needs {0}, which is not installed: apt-get install tesseract-ocr tesseract-ocr-eng poppler-utils (or set extract.ocr.enabled = false)")]
+    OcrUnavailable(String),
+    #[error("OCR failed: {0}")]
+    Ocr(String),
+    #[error("OCR of {} took longer than {secs}s (extract.ocr.page_timeout_secs)", page.map_or("the image".to_string(), |p| format!("page {p}")))]
+    OcrTimeout { page: Option<i32>, secs: u64 },
+    #[error("{pages} pages need OCR, over the limit of {max} (extract.ocr.max_pages)")]
+    OcrTooManyPages { pages: usize, max: usize },
+    #[error("OCR found no text in {0}")]
+    NoOcrText(&'static str),
     #[error("the document contains no text")]
     NoText,
     #[error("extracted text is {size} bytes, over the {max}-byte limit (extract.max_text_bytes)")]
@@ -94,7 +120,7 @@ pub enum ExtractError {
     CorruptDocx(String),
     #[error("the document expands to more than {0} bytes when decompressed (zip bomb?)")]
     Bomb(usize),
-    #[error("text extraction took longer than {0}s (extract.timeout_secs)")]
+    #[error("text extraction took longer than {0}s (extract.timeout_secs, and extract.ocr.page_timeout_secs for each page OCR reads)")]
     Timeout(u64),
 }
 
@@ -110,6 +136,9 @@ pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, Ex
         } else {
             Err(ExtractError::Unsupported(zip_kind(bytes).into()))
         };
+    }
+    if image_kind(bytes).is_some() {
+        return Ok(Format::Image);
     }
     if let Some(kind) = binary_kind(bytes) {
         return Err(ExtractError::Unsupported(kind.to_string()));
@@ -160,12 +189,35 @@ fn zip_kind(bytes: &[u8]) -> &'static str {
     }
 }
 
-fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
+/// The kinds of image OCR reads, from their magic numbers.
+fn image_kind(bytes: &[u8]) -> Option<&'static str> {
     const MAGIC: &[(&[u8], &str)] = &[
         (b"\x89PNG\r\n\x1a\n", "PNG image"),
         (b"\xff\xd8\xff", "JPEG image"),
         (b"GIF87a", "GIF image"),
         (b"GIF89a", "GIF image"),
+        (b"II*\0", "TIFF image"),
+        (b"MM\0*", "TIFF image"),
+    ];
+    if let Some((_, kind)) = MAGIC.iter().find(|(m, _)| bytes.starts_with(m)) {
+        return Some(kind);
+    }
+    if bytes.len() >= 16 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        return Some("WebP image");
+    }
+    // "BM" alone starts many a text; a BMP's header also has zero reserved bytes and a
+    // known size of its second header.
+    if bytes.len() >= 26 && bytes.starts_with(b"BM") && bytes[6..10] == [0; 4] {
+        let info = u32::from_le_bytes([bytes[14], bytes[15], bytes[16], bytes[17]]);
+        if [12, 40, 52, 56, 64, 108, 124].contains(&info) {
+            return Some("BMP image");
+        }
+    }
+    None
+}
+
+fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
+    const MAGIC: &[(&[u8], &str)] = &[
         (b"\x1f\x8b", "gzip archive"),
         (b"\x7fELF", "ELF executable"),
         (b"MZ", "Windows executable"),
@@ -195,17 +247,63 @@ fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
     None
 }
 
-/// Extracts text, with a panic inside a parser turned into an error for this file only.
+/// What OCR needs and this machine lacks (`tesseract`, `pdftoppm`), if anything.
+pub fn ocr_missing() -> Option<String> {
+    ocr::missing()
+}
+
+/// Extracts text without OCR (images and scanned pages fail saying OCR is off), with a
+/// panic inside a parser turned into an error for this file only.
 pub fn extract(
     bytes: &[u8],
     name: &str,
     mime: Option<&str>,
     max_text_bytes: usize,
 ) -> Result<Document, ExtractError> {
+    read(bytes, name, mime, max_text_bytes, None)
+}
+
+/// Extracts text as the worker does: with `settings.ocr` for images and for PDF pages
+/// without a text layer.
+pub fn extract_with(
+    bytes: &[u8],
+    name: &str,
+    mime: Option<&str>,
+    settings: &crate::config::ExtractSettings,
+) -> Result<Document, ExtractError> {
+    let ocr = Some(&settings.ocr).filter(|o| o.enabled);
+    read(bytes, name, mime, settings.max_text_bytes, ocr)
+}
+
+fn read(
+    bytes: &[u8],
+    name: &str,
+    mime: Option<&str>,
+    max_text_bytes: usize,
+    ocr: Option<&crate::config::OcrSettings>,
+) -> Result<Document, ExtractError> {
     let format = detect(bytes, name, mime)?;
     let whole = |text: String| Ok(vec![Section::new(text, None)]);
     let sections = catch_unwind(AssertUnwindSafe(|| match format {
-        Format::Pdf => pdf::extract(bytes),
+        Format::Pdf => {
+            let mut pages = pdf::extract(bytes)?;
+            // Pages without a text layer are read by OCR; with OCR off they are left out,
+            // and a PDF that is nothing but such pages fails saying so.
+            match ocr {
+                Some(settings) => ocr::pdf_pages(bytes, &mut pages, settings)?,
+                None if pages.iter().all(|p| p.text.trim().is_empty()) => {
+                    return Err(ExtractError::OcrDisabled("scanned PDF"));
+                }
+                None => {}
+            }
+            Ok(pages)
+        }
+        Format::Image => match ocr {
+            Some(settings) => ocr::image(bytes, settings),
+            None => Err(ExtractError::OcrDisabled(
+                image_kind(bytes).unwrap_or("image"),
+            )),
+        },
         Format::Markdown | Format::PlainText => whole(furniture::drop_toc_lines(
             decode_text(bytes),
             format == Format::Markdown,
@@ -229,17 +327,18 @@ pub fn extract(
             };
             Section {
                 text,
-                page: s.page,
                 headings,
+                ..s
             }
         })
         .filter(|s| !s.text.trim().is_empty())
         .collect();
     if sections.is_empty() {
-        return Err(if format == Format::Pdf {
-            ExtractError::NoTextLayer
-        } else {
-            ExtractError::NoText
+        return Err(match format {
+            Format::Pdf if ocr.is_some() => ExtractError::NoOcrText("the scanned pages"),
+            Format::Pdf => ExtractError::NoTextLayer,
+            Format::Image => ExtractError::NoOcrText("the image"),
+            _ => ExtractError::NoText,
         });
     }
     let size: usize = sections.iter().map(|s| s.text.len()).sum();
@@ -294,13 +393,12 @@ mod tests {
             detect(b"%PDF-1.4\n...", "notes.txt", None).unwrap(),
             Format::Pdf
         );
-        let err = detect(
-            b"\x89PNG\r\n\x1a\n\0\0",
-            "report.pdf",
-            Some("application/pdf"),
-        )
-        .unwrap_err();
-        assert_eq!(err.to_string(), "unsupported file type: PNG image");
+        let err = detect(b"\x1f\x8b\x08\0\0", "report.pdf", Some("application/pdf")).unwrap_err();
+        assert_eq!(err.to_string(), "unsupported file type: gzip archive");
+        assert_eq!(
+            detect(b"\x89PNG\r\n\x1a\n\0\0", "report.pdf", None).unwrap(),
+            Format::Image
+        );
         assert_eq!(
             detect(b"# Title\n", "a.md", None).unwrap(),
             Format::Markdown
@@ -312,6 +410,159 @@ mod tests {
         assert_eq!(detect(b"hello", "a.txt", None).unwrap(), Format::PlainText);
         let err = detect(b"abc\0def", "a.txt", None).unwrap_err();
         assert_eq!(err.to_string(), "unsupported file type: binary data");
+    }
+
+    #[test]
+    fn images_are_known_by_their_magic_numbers() {
+        let mut webp = b"RIFF\x24\0\0\0WEBPVP8 ".to_vec();
+        webp.resize(40, 0);
+        let mut bmp = b"BM\x3e\0\0\0\0\0\0\0\x3e\0\0\0\x28\0\0\0".to_vec();
+        bmp.resize(62, 0);
+        for (bytes, kind) in [
+            (&b"\xff\xd8\xff\xe0\0\x10JFIF"[..], "JPEG image"),
+            (b"II*\0\x08\0\0\0", "TIFF image"),
+            (b"MM\0*\0\0\0\x08", "TIFF image"),
+            (b"GIF89a\x01\0", "GIF image"),
+            (&webp, "WebP image"),
+            (&bmp, "BMP image"),
+        ] {
+            assert_eq!(image_kind(bytes), Some(kind));
+            assert_eq!(
+                detect(bytes, "x.bin", None).unwrap(),
+                Format::Image,
+                "{kind}"
+            );
+        }
+        // Text that merely starts with "BM", and a WAV file, are not images.
+        assert_eq!(
+            detect(
+                b"BMW service notes: the car was serviced in May and June of 2025.",
+                "n.txt",
+                None
+            )
+            .unwrap(),
+            Format::PlainText
+        );
+        let mut wav = b"RIFF\x24\0\0\0WAVEfmt ".to_vec();
+        wav.resize(40, 0);
+        assert!(detect(&wav, "a.wav", None).is_err());
+    }
+
+    fn ocr_on() -> crate::config::ExtractSettings {
+        crate::config::Settings::from_toml_layers(&[])
+            .unwrap()
+            .extract
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    /// Words of `text`, lower-cased, letters and digits only.
+    fn words(text: &str) -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    }
+
+    #[test]
+    fn images_are_read_by_ocr_with_their_page_number() {
+        let settings = ocr_on();
+        let doc = extract_with(
+            &fixture("ocr/typewriter.png"),
+            "recipe.png",
+            None,
+            &settings,
+        )
+        .unwrap();
+        assert_eq!(doc.format, Format::Image);
+        assert_eq!(doc.sections.len(), 1);
+        let page = &doc.sections[0];
+        assert!(page.ocr && page.page == Some(1));
+        assert!(page.text.contains("Linzensoep"), "{}", page.text);
+        for name in ["ocr/linn-page.jpg", "ocr/linn-page.tif"] {
+            let doc = extract_with(&fixture(name), name, None, &settings).unwrap();
+            let text: String = doc.sections.iter().map(|s| s.text.as_str()).collect();
+            assert!(text.contains("The LinnSequencer"), "{name}: {text}");
+        }
+    }
+
+    /// A real scanned brochure (two columns) against the text its publisher transcribed:
+    /// most of its words come back, in order.
+    #[test]
+    fn a_scanned_pdf_is_read_by_ocr() {
+        let doc = extract_with(&fixture("ocr/linn.pdf"), "linn.pdf", None, &ocr_on()).unwrap();
+        assert_eq!(doc.sections.len(), 1);
+        assert!(doc.sections[0].ocr && doc.sections[0].page == Some(1));
+        let got = words(&doc.sections[0].text);
+        let want = words(&String::from_utf8(fixture("ocr/linn.txt")).unwrap());
+        let found = want.iter().filter(|w| got.contains(w)).count();
+        let share = found as f64 / want.len() as f64;
+        assert!(share > 0.9, "{found} of {} words found", want.len());
+    }
+
+    /// Three typeset pages and one scanned page: only the scanned one goes through OCR.
+    #[test]
+    fn a_mixed_pdf_reads_only_its_scanned_page_by_ocr() {
+        let doc = extract_with(&fixture("ocr/mixed.pdf"), "mixed.pdf", None, &ocr_on()).unwrap();
+        let pages: Vec<(Option<i32>, bool)> =
+            doc.sections.iter().map(|s| (s.page, s.ocr)).collect();
+        assert_eq!(
+            pages,
+            [
+                (Some(1), false),
+                (Some(2), false),
+                (Some(3), false),
+                (Some(4), true)
+            ]
+        );
+        assert!(doc.sections[3].text.contains("LinnSequencer"));
+        assert!(doc.sections[0].text.contains("Lighthouse Keeping Handbook"));
+    }
+
+    #[test]
+    fn without_ocr_scans_and_images_say_how_to_read_them() {
+        let mut settings = ocr_on();
+        settings.ocr.enabled = false;
+        let err = extract_with(&fixture("ocr/linn.pdf"), "linn.pdf", None, &settings).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "scanned PDF: OCR is disabled (extract.ocr.enabled)"
+        );
+        let err =
+            extract_with(&fixture("ocr/typewriter.png"), "t.png", None, &settings).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "PNG image: OCR is disabled (extract.ocr.enabled)"
+        );
+        // A mixed PDF keeps its text pages.
+        let doc = extract_with(&fixture("ocr/mixed.pdf"), "mixed.pdf", None, &settings).unwrap();
+        assert_eq!(doc.sections.len(), 3);
+    }
+
+    #[test]
+    fn ocr_limits_and_empty_pictures_fail_clearly() {
+        let mut settings = ocr_on();
+        settings.ocr.max_pages = 0;
+        let err = extract_with(&fixture("ocr/linn.pdf"), "linn.pdf", None, &settings).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "1 pages need OCR, over the limit of 0 (extract.ocr.max_pages)"
+        );
+        let err = extract_with(&fixture("photo.png"), "photo.png", None, &ocr_on()).unwrap_err();
+        assert_eq!(err.to_string(), "OCR found no text in the image");
+        let err =
+            extract_with(&fixture("scanned.pdf"), "scanned.pdf", None, &ocr_on()).unwrap_err();
+        assert_eq!(err.to_string(), "OCR found no text in the scanned pages");
+        let mut settings = ocr_on();
+        settings.ocr.languages = "xyz".into();
+        let err =
+            extract_with(&fixture("ocr/typewriter.png"), "t.png", None, &settings).unwrap_err();
+        assert!(
+            err.to_string().contains("install tesseract-ocr-xyz"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -61,9 +61,8 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
                 })
                 .collect();
             Section {
-                text,
-                page: Some(page.number),
                 headings,
+                ..Section::new(text, Some(page.number))
             }
         })
         .collect())

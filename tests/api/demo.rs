@@ -55,9 +55,9 @@ async fn the_demo_answers_its_questions_and_a_second_run_reuses_everything() {
     // The broken fixtures fail with their reasons; everything else is indexed.
     for expected in [
         "corrupt.pdf: corrupt or unreadable PDF",
-        "scanned.pdf: no extractable text (scanned document?)",
+        "scanned.pdf: OCR found no text in the scanned pages",
         "encrypted.pdf: the PDF is encrypted and needs a password",
-        "photo.png: unsupported file type: PNG image",
+        "photo.png: OCR found no text in the image",
         "empty.txt: the document contains no text",
     ] {
         assert!(first.contains(expected), "{expected:?} missing:\n{first}");

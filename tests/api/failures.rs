@@ -12,8 +12,8 @@ async fn each_bad_fixture_fails_clearly_and_good_files_still_complete() {
     let user = Uuid::new_v4();
     let cases = [
         ("corrupt.pdf", "corrupt or unreadable PDF"),
-        ("scanned.pdf", "no extractable text (scanned document?)"),
-        ("photo.png", "unsupported file type: PNG image"),
+        ("scanned.pdf", "OCR found no text in the scanned pages"),
+        ("photo.png", "OCR found no text in the image"),
         ("empty.txt", "the document contains no text"),
         ("encrypted.pdf", "the PDF is encrypted and needs a password"),
     ];

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use uuid::Uuid;
 
-use crate::support::TestEnv;
+use crate::support::{fixture, TestEnv};
 
 async fn heading_of(env: &TestEnv, file: Uuid, needle: &str) -> Option<String> {
     sqlx::query_scalar(
@@ -160,4 +160,42 @@ async fn other_zip_files_are_unsupported_with_their_kind() {
         row.last_error.as_deref(),
         Some("unsupported file type: XLSX spreadsheet")
     );
+}
+
+#[tokio::test]
+async fn scans_and_photos_are_read_by_ocr_and_their_chunks_say_so() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    // Three typeset pages and a scanned one; a typewritten recipe photographed.
+    let mixed = env.enqueue_path(user, &fixture("ocr/mixed.pdf")).await;
+    let photo = env.enqueue_path(user, &fixture("ocr/typewriter.png")).await;
+    env.drain().await;
+    for id in [mixed, photo] {
+        let row = env.file(id).await;
+        assert_eq!(row.status, "completed", "{:?}", row.last_error);
+    }
+    let chunks = |id: Uuid| {
+        let pool = env.pool.clone();
+        async move {
+            sqlx::query_as::<_, (Option<i32>, bool, String)>(
+                "select page_number, coalesce((metadata ->> 'ocr')::boolean, false), content
+                 from document_chunks where file_id = $1 order by chunk_index",
+            )
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let pages = chunks(mixed).await;
+    assert!(pages.iter().any(|(p, _, _)| *p == Some(4)));
+    for (page, ocr, content) in &pages {
+        assert_eq!(*ocr, *page == Some(4), "page {page:?}: {content}");
+    }
+    assert!(pages
+        .iter()
+        .any(|(p, _, c)| *p == Some(4) && c.contains("LinnSequencer")));
+    let photo_chunks = chunks(photo).await;
+    assert!(photo_chunks.iter().all(|(p, ocr, _)| *ocr && *p == Some(1)));
+    assert!(all_content(&env, photo).await.contains("Linzensoep"));
 }
