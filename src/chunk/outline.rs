@@ -34,7 +34,11 @@ pub(super) fn headings(
     from: usize,
 ) -> Vec<Heading> {
     let lines = match doc.format {
-        Format::Markdown | Format::Html | Format::Docx => markdown(&text[from..], from),
+        Format::Markdown
+        | Format::Html
+        | Format::Docx
+        | Format::Spreadsheet
+        | Format::Delimited => markdown(&text[from..], from),
         // OCR gives plain text: the plain-text conventions (numbered lines, underlines).
         Format::PlainText | Format::Image => plain(&text[from..], from),
         Format::Pdf => doc

@@ -10,6 +10,7 @@ mod furniture;
 mod html;
 mod ocr;
 mod pdf;
+mod sheet;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -23,6 +24,10 @@ pub enum Format {
     Docx,
     /// A picture of text (PNG, JPEG, TIFF, WebP, BMP, GIF), read by OCR.
     Image,
+    /// XLSX, XLS or ODS: a section per sheet.
+    Spreadsheet,
+    /// CSV or TSV.
+    Delimited,
 }
 
 impl Format {
@@ -34,12 +39,21 @@ impl Format {
             Format::Html => "html",
             Format::Docx => "docx",
             Format::Image => "image",
+            Format::Spreadsheet => "spreadsheet",
+            Format::Delimited => "csv",
         }
     }
 
     /// Whether the extracted text uses Markdown headings (and so gets heading paths).
     pub fn has_headings(self) -> bool {
-        matches!(self, Format::Markdown | Format::Html | Format::Docx)
+        matches!(
+            self,
+            Format::Markdown
+                | Format::Html
+                | Format::Docx
+                | Format::Spreadsheet
+                | Format::Delimited
+        )
     }
 }
 
@@ -118,6 +132,8 @@ pub enum ExtractError {
     Panicked(String),
     #[error("corrupt or unreadable DOCX: {0}")]
     CorruptDocx(String),
+    #[error("corrupt or unreadable spreadsheet: {0}")]
+    CorruptSpreadsheet(String),
     #[error("the document expands to more than {0} bytes when decompressed (zip bomb?)")]
     Bomb(usize),
     #[error("text extraction took longer than {0}s (extract.timeout_secs, and extract.ocr.page_timeout_secs for each page OCR reads)")]
@@ -129,6 +145,9 @@ pub enum ExtractError {
 pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, ExtractError> {
     if bytes.starts_with(b"%PDF-") || find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some() {
         return Ok(Format::Pdf);
+    }
+    if sheet::kind(bytes).is_some() {
+        return Ok(Format::Spreadsheet);
     }
     if bytes.starts_with(b"PK\x03\x04") {
         return if docx::is_docx(bytes) {
@@ -147,6 +166,14 @@ pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, Ex
         return Ok(Format::Html);
     }
     let lower = name.to_ascii_lowercase();
+    let delimited = lower.ends_with(".csv")
+        || lower.ends_with(".tsv")
+        || mime.is_some_and(|m| {
+            m.starts_with("text/csv") || m.starts_with("text/tab-separated-values")
+        });
+    if delimited {
+        return Ok(Format::Delimited);
+    }
     let markdown = lower.ends_with(".md")
         || lower.ends_with(".markdown")
         || mime.is_some_and(|m| m.starts_with("text/markdown") || m.starts_with("text/x-markdown"));
@@ -298,6 +325,14 @@ fn read(
             }
             Ok(pages)
         }
+        Format::Spreadsheet => match sheet::kind(bytes) {
+            Some(kind) => Ok(sheet::workbook(bytes, kind, max_text_bytes)?
+                .into_iter()
+                .map(|text| Section::new(text, None))
+                .collect()),
+            None => Err(ExtractError::CorruptSpreadsheet("not a workbook".into())),
+        },
+        Format::Delimited => whole(sheet::delimited(&decode_text(bytes), name, max_text_bytes)?),
         Format::Image => match ocr {
             Some(settings) => ocr::image(bytes, settings),
             None => Err(ExtractError::OcrDisabled(
@@ -410,6 +445,37 @@ mod tests {
         assert_eq!(detect(b"hello", "a.txt", None).unwrap(), Format::PlainText);
         let err = detect(b"abc\0def", "a.txt", None).unwrap_err();
         assert_eq!(err.to_string(), "unsupported file type: binary data");
+    }
+
+    #[test]
+    fn spreadsheets_by_their_bytes_and_delimited_text_by_its_name() {
+        let xlsx = fixture("sheets/founders.xlsx");
+        assert_eq!(
+            detect(&xlsx, "founders.docx", None).unwrap(),
+            Format::Spreadsheet
+        );
+        assert_eq!(
+            detect(&fixture("sheets/dates.xls"), "d", None).unwrap(),
+            Format::Spreadsheet
+        );
+        assert_eq!(
+            detect(&fixture("sheets/book.ods"), "b", None).unwrap(),
+            Format::Spreadsheet
+        );
+        assert_eq!(
+            detect(&fixture("report.docx"), "r.xlsx", None).unwrap(),
+            Format::Docx
+        );
+        assert_eq!(
+            detect(b"a,b\n1,2\n", "t.csv", None).unwrap(),
+            Format::Delimited
+        );
+        assert_eq!(detect(b"a\tb\n", "t.tsv", None).unwrap(), Format::Delimited);
+        assert_eq!(
+            detect(b"a,b\n", "t", Some("text/csv")).unwrap(),
+            Format::Delimited
+        );
+        assert_eq!(detect(b"a,b\n", "t.txt", None).unwrap(), Format::PlainText);
     }
 
     #[test]

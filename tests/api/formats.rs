@@ -140,14 +140,17 @@ async fn legacy_encodings_are_detected() {
 }
 
 #[tokio::test]
-async fn other_zip_files_are_unsupported_with_their_kind() {
+async fn other_zip_files_are_unsupported() {
     let env = TestEnv::start().await;
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut zip = zip::ZipWriter::new(&mut buf);
-        zip.start_file("xl/workbook.xml", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(b"<workbook/>").unwrap();
+        zip.start_file(
+            "data/readings.bin",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(b"\x01\x02\x03").unwrap();
         zip.finish().unwrap();
     }
     let path = env.dir.path().join("numbers.docx"); // the name lies; the bytes decide
@@ -158,7 +161,7 @@ async fn other_zip_files_are_unsupported_with_their_kind() {
     assert_eq!(row.status, "failed");
     assert_eq!(
         row.last_error.as_deref(),
-        Some("unsupported file type: XLSX spreadsheet")
+        Some("unsupported file type: ZIP archive")
     );
 }
 
@@ -198,4 +201,40 @@ async fn scans_and_photos_are_read_by_ocr_and_their_chunks_say_so() {
     let photo_chunks = chunks(photo).await;
     assert!(photo_chunks.iter().all(|(p, ocr, _)| *ocr && *p == Some(1)));
     assert!(all_content(&env, photo).await.contains("Linzensoep"));
+}
+
+#[tokio::test]
+async fn spreadsheet_rows_are_chunks_that_name_their_columns() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    let xlsx = env
+        .enqueue_path(user, &fixture("sheets/founders.xlsx"))
+        .await;
+    let ods = env.enqueue_path(user, &fixture("sheets/book.ods")).await;
+    let csv_path = env.dir.path().join("stations.csv");
+    std::fs::write(
+        &csv_path,
+        "station,keeper,lit\nSkerryvore,A. Stevenson,1844\nBell Rock,R. Stevenson,1811\n",
+    )
+    .unwrap();
+    let csv = env.enqueue_path(user, &csv_path).await;
+    env.drain().await;
+    for id in [xlsx, ods, csv] {
+        let row = env.file(id).await;
+        assert_eq!(row.status, "completed", "{:?}", row.last_error);
+    }
+    assert!(all_content(&env, xlsx)
+        .await
+        .contains("first_name: Thomas; last_name: Jefferson; gpa: 50"));
+    assert_eq!(
+        heading_of(&env, xlsx, "Jefferson").await.as_deref(),
+        Some("Feuille1")
+    );
+    assert_eq!(
+        heading_of(&env, ods, "second").await.as_deref(),
+        Some("Sheet2")
+    );
+    assert!(all_content(&env, csv)
+        .await
+        .contains("station: Bell Rock; keeper: R. Stevenson; lit: 1811"));
 }

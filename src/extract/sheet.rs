@@ -1,0 +1,518 @@
+//! Spreadsheets (XLSX, XLS, ODS through calamine) and delimited text (CSV, TSV): one section
+//! per sheet under a `# sheet name` heading, each row a line a chunk can carry alone:
+//! `Name: Ada Lovelace; Born: 1815-12-10; Role: analyst`. The first row whose filled cells
+//! are all text is the header row; each later row names its values by their column's
+//! header (or its letter where there is none), so a chunk that starts mid-sheet still says
+//! what its numbers are. Empty cells are left out; a cell holding only a formula (no cached
+//! value, as files written by some generators have) shows the formula.
+//!
+//! Bounds: XLSX cells are streamed (a sheet declaring a million empty rows costs nothing);
+//! XLS is bounded by its format (65,536 × 256); ODS, read whole by calamine, is refused
+//! above `MAX_ODS_CELLS` cells. The rendered text stops at `max_text_bytes` (the file then
+//! fails as too large, as other formats do), and the zip's declared sizes are checked
+//! before anything is inflated.
+
+use std::fmt::Write;
+use std::io::Cursor;
+
+use calamine::{Data, Reader};
+
+use super::ExtractError;
+
+/// Cells an ODS sheet may span (calamine builds it as one dense grid).
+const MAX_ODS_CELLS: usize = 20_000_000;
+
+/// A sheet's filled cells, row by row.
+struct Grid {
+    name: String,
+    /// (row, column, text), in row then column order.
+    cells: Vec<(u32, u32, String)>,
+}
+
+/// Which spreadsheet container the bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Xlsx,
+    Xls,
+    Ods,
+}
+
+/// XLSX and ODS are zips; XLS an OLE compound file with a Workbook stream.
+pub(super) fn kind(bytes: &[u8]) -> Option<Kind> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        let names = zip_names(bytes)?;
+        if names
+            .iter()
+            .any(|n| n == "xl/workbook.xml" || n == "xl/workbook.bin")
+        {
+            return Some(Kind::Xlsx);
+        }
+        if names.iter().any(|n| n == "mimetype") {
+            let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+            let mut mimetype = String::new();
+            use std::io::Read;
+            zip.by_name("mimetype")
+                .ok()?
+                .take(100)
+                .read_to_string(&mut mimetype)
+                .ok()?;
+            if mimetype.trim() == "application/vnd.oasis.opendocument.spreadsheet" {
+                return Some(Kind::Ods);
+            }
+        }
+        return None;
+    }
+    if bytes.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
+        // Word and PowerPoint use the same container; a workbook has its stream.
+        let probe = &bytes[..bytes.len().min(1 << 20)];
+        let utf16 = |s: &str| {
+            s.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>()
+        };
+        if super::find(probe, &utf16("Workbook")).is_some()
+            || super::find(probe, &utf16("Book")).is_some()
+        {
+            return Some(Kind::Xls);
+        }
+    }
+    None
+}
+
+fn zip_names(bytes: &[u8]) -> Option<Vec<String>> {
+    let zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    Some(
+        zip.file_names()
+            .filter_map(|n| n.ok().map(|n| n.into_owned()))
+            .collect(),
+    )
+}
+
+/// The workbook's sheets as sections of text.
+pub(super) fn workbook(
+    bytes: &[u8],
+    kind: Kind,
+    max_text_bytes: usize,
+) -> Result<Vec<String>, ExtractError> {
+    let corrupt = |e: &dyn std::fmt::Display| {
+        let what = match kind {
+            Kind::Xlsx => "XLSX",
+            Kind::Xls => "XLS",
+            Kind::Ods => "ODS",
+        };
+        ExtractError::CorruptSpreadsheet(format!("{what}: {}", short(&e.to_string())))
+    };
+    if kind != Kind::Xls {
+        check_zip_sizes(bytes, max_text_bytes)?;
+    }
+    let mut grids = Vec::new();
+    match kind {
+        Kind::Xlsx => {
+            let mut book = calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| corrupt(&e))?;
+            for name in book.sheet_names() {
+                let mut cells = Vec::new();
+                let mut size = 0usize;
+                let mut reader = book
+                    .worksheet_cells_reader(&name)
+                    .map_err(|e| corrupt(&e))?;
+                while let Some(cell) = reader.next_cell_with_formula().map_err(|e| corrupt(&e))? {
+                    let mut text = data_text(&Data::from(cell.value));
+                    if text.is_empty() {
+                        if let Some(formula) = cell.formula.filter(|f| !f.is_empty()) {
+                            text = format!("={formula}");
+                        }
+                    }
+                    if text.is_empty() {
+                        continue;
+                    }
+                    size += text.len();
+                    if size > max_text_bytes {
+                        return Err(ExtractError::TooLarge {
+                            size,
+                            max: max_text_bytes,
+                        });
+                    }
+                    cells.push((cell.pos.0, cell.pos.1, text));
+                }
+                cells.sort_by_key(|c| (c.0, c.1));
+                grids.push(Grid { name, cells });
+            }
+        }
+        Kind::Xls | Kind::Ods => {
+            let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
+                .map_err(|e| corrupt(&e))?;
+            for name in book.sheet_names() {
+                let range = book.worksheet_range(&name).map_err(|e| corrupt(&e))?;
+                let (rows, cols) = range.get_size();
+                if kind == Kind::Ods && rows.saturating_mul(cols) > MAX_ODS_CELLS {
+                    return Err(ExtractError::CorruptSpreadsheet(format!(
+                        "ODS: sheet {name:?} spans {rows} × {cols} cells, over {MAX_ODS_CELLS}"
+                    )));
+                }
+                let formulas = book.worksheet_formula(&name).ok();
+                let (top, left) = range.start().unwrap_or((0, 0));
+                let mut cells = Vec::new();
+                let mut size = 0usize;
+                for (r, c, value) in range.cells() {
+                    let (row, col) = (top + r as u32, left + c as u32);
+                    let mut text = data_text(value);
+                    if text.is_empty() {
+                        if let Some(f) = formulas.as_ref().and_then(|f| f.get_value((row, col))) {
+                            if !f.is_empty() {
+                                text = format!("={f}");
+                            }
+                        }
+                    }
+                    if text.is_empty() {
+                        continue;
+                    }
+                    size += text.len();
+                    if size > max_text_bytes {
+                        return Err(ExtractError::TooLarge {
+                            size,
+                            max: max_text_bytes,
+                        });
+                    }
+                    cells.push((row, col, text));
+                }
+                grids.push(Grid { name, cells });
+            }
+        }
+    }
+    Ok(grids.iter().filter_map(render).collect())
+}
+
+/// CSV or TSV (the delimiter is whichever of comma, tab and semicolon splits the first lines
+/// most evenly) as one section.
+pub(super) fn delimited(
+    text: &str,
+    name: &str,
+    max_text_bytes: usize,
+) -> Result<String, ExtractError> {
+    let delimiter = sniff_delimiter(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut cells = Vec::new();
+    let mut size = 0usize;
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| {
+            ExtractError::CorruptSpreadsheet(format!("CSV: {}", short(&e.to_string())))
+        })?;
+        for (col, field) in record.iter().enumerate() {
+            let field = field.trim();
+            if field.is_empty() {
+                continue;
+            }
+            size += field.len();
+            if size > max_text_bytes {
+                return Err(ExtractError::TooLarge {
+                    size,
+                    max: max_text_bytes,
+                });
+            }
+            cells.push((row as u32, col as u32, field.to_string()));
+        }
+    }
+    let title = std::path::Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(render(&Grid { name: title, cells }).unwrap_or_default())
+}
+
+fn sniff_delimiter(text: &str) -> u8 {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(20)
+        .collect();
+    [b'\t', b',', b';']
+        .into_iter()
+        .max_by_key(|&d| {
+            let counts: Vec<usize> = lines
+                .iter()
+                .map(|l| l.bytes().filter(|&b| b == d).count())
+                .collect();
+            let first = counts.first().copied().unwrap_or(0);
+            // Lines that agree with the first line's count, weighted by that count.
+            let agreeing = counts.iter().filter(|&&c| c == first).count();
+            if first == 0 {
+                0
+            } else {
+                agreeing * 1000 + first
+            }
+        })
+        .unwrap_or(b',')
+}
+
+/// A cell's text on one line: a row is a line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A sheet as text: `# name`, then one line per row.
+fn render(grid: &Grid) -> Option<String> {
+    if grid.cells.is_empty() {
+        return None;
+    }
+    let cells: Vec<(u32, u32, String)> = grid
+        .cells
+        .iter()
+        .map(|(r, c, t)| (*r, *c, one_line(t)))
+        .collect();
+    let rows = cells.chunk_by(|a, b| a.0 == b.0);
+    let mut header: Option<Vec<(u32, &str)>> = None;
+    let mut out = format!("# {}\n\n", grid.name.trim());
+    for row in rows {
+        // The header row: the first row of text only, with at least two cells (a lone
+        // title above a table is a line of text, not the table's header).
+        if header.is_none() && row.len() >= 2 && row.iter().all(|c| !looks_numeric(&c.2)) {
+            header = Some(row.iter().map(|c| (c.1, c.2.as_str())).collect());
+            // The column names once, as a line of their own.
+            let names: Vec<&str> = row.iter().map(|c| c.2.as_str()).collect();
+            let _ = writeln!(out, "{}", names.join(" | "));
+            continue;
+        }
+        let named: Vec<String> = row
+            .iter()
+            .map(|(_, col, text)| {
+                let label = header
+                    .as_ref()
+                    .and_then(|h| h.iter().find(|(c, _)| c == col))
+                    .map(|(_, h)| h.to_string())
+                    .unwrap_or_else(|| column_letters(*col));
+                format!("{label}: {text}")
+            })
+            .collect();
+        if row.len() == 1 && header.is_none() {
+            // A line of prose (a title, a note) stays as it is.
+            let _ = writeln!(out, "{}", row[0].2);
+        } else {
+            let _ = writeln!(out, "{}", named.join("; "));
+        }
+    }
+    Some(out)
+}
+
+fn looks_numeric(text: &str) -> bool {
+    let t = text.trim().trim_end_matches('%').replace([',', ' '], "");
+    t.parse::<f64>().is_ok()
+}
+
+/// 0 → A, 25 → Z, 26 → AA.
+fn column_letters(mut col: u32) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (col % 26) as u8);
+        if col < 26 {
+            break;
+        }
+        col = col / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).unwrap_or_default()
+}
+
+/// A cell's value as a person would read it.
+fn data_text(value: &Data) -> String {
+    match value {
+        Data::Empty => String::new(),
+        Data::String(s) => s.trim().to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => format!("{f}"),
+        Data::Int(i) => i.to_string(),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Data::DateTime(d) => match d.as_datetime() {
+            Some(dt) if dt.time() == chrono::NaiveTime::MIN => dt.date().to_string(),
+            Some(dt) => dt.format("%Y-%m-%d %H:%M:%S").to_string(),
+            None => d.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Refuses a zip whose parts declare more than 8 × `max_text_bytes` inflated (markup is
+/// bulky, but not that bulky): a decompression bomb fails before calamine inflates it.
+fn check_zip_sizes(bytes: &[u8], max_text_bytes: usize) -> Result<(), ExtractError> {
+    let limit = max_text_bytes.saturating_mul(8);
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| ExtractError::CorruptSpreadsheet(short(&e.to_string())))?;
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let file = zip
+            .by_index_raw(i)
+            .map_err(|e| ExtractError::CorruptSpreadsheet(short(&e.to_string())))?;
+        total = total.saturating_add(file.size());
+        if total > limit as u64 {
+            return Err(ExtractError::Bomb(limit));
+        }
+    }
+    Ok(())
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/fixtures/sheets/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn sheets(name: &str) -> Vec<String> {
+        let bytes = fixture(name);
+        let kind = kind(&bytes).unwrap_or_else(|| panic!("{name} not recognised"));
+        workbook(&bytes, kind, 1 << 20).unwrap()
+    }
+
+    /// A minimal XLSX written here, with one sheet whose XML is `sheet`.
+    fn xlsx(sheet: &str) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default();
+        for (path, body) in [
+            (
+                "[Content_Types].xml",
+                r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#,
+            ),
+            (
+                "_rels/.rels",
+                r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+            ),
+            (
+                "xl/workbook.xml",
+                r#"<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Budget" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#,
+            ),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ] {
+            zip.start_file(path, opts).unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        buf.into_inner()
+    }
+
+    const SHEET_NS: &str =
+        r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">"#;
+
+    #[test]
+    fn rows_name_their_values_by_the_header_row() {
+        assert_eq!(
+            sheets("founders.xlsx"),
+            ["# Feuille1\n\nfirst_name | last_name | gpa\n\
+              first_name: John; last_name: Adams; gpa: 90\n\
+              first_name: George; last_name: Washington; gpa: 67\n\
+              first_name: Thomas; last_name: Jefferson; gpa: 50\n"]
+        );
+        // A missing value is left out, not shown empty.
+        assert!(sheets("bad_dimensions.xlsx")[0].contains("\nPN: EP00002; Price: 1\n"));
+    }
+
+    #[test]
+    fn xls_and_ods_read_with_dates_as_dates_and_one_section_per_sheet() {
+        assert_eq!(
+            sheets("dates.xls"),
+            ["# Tablib Dataset\n\nbirth_date\n2015-04-12\n"]
+        );
+        let ods = sheets("book.ods");
+        assert_eq!(ods.len(), 2);
+        assert!(
+            ods[0].starts_with("# Sheet1\n\nA: 2023-03-12; B: 2023-03-14T13:43:00; C: 124"),
+            "{}",
+            ods[0]
+        );
+        assert_eq!(ods[1], "# Sheet2\n\nThis | is | a | second | sheet\n");
+    }
+
+    #[test]
+    fn cells_with_only_a_formula_show_it_and_line_breaks_stay_in_their_row() {
+        let sheet = format!(
+            r#"{SHEET_NS}<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Item</t></is></c><c r="B1" t="inlineStr"><is><t>Cost</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>Paint
+and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>Total</t></is></c><c r="B3"><f>SUM(B2:B2)</f></c></row></sheetData></worksheet>"#
+        );
+        let text = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap();
+        assert_eq!(
+            text,
+            ["# Budget\n\nItem | Cost\nItem: Paint and brushes; Cost: 12.5\nItem: Total; Cost: =SUM(B2:B2)\n"]
+        );
+    }
+
+    /// A sheet that declares the whole grid and fills its last cell is streamed, not built
+    /// as a grid of seventeen billion cells.
+    #[test]
+    fn a_sheet_spanning_the_whole_grid_is_cheap() {
+        let sheet = format!(
+            r#"{SHEET_NS}<dimension ref="A1:XFD1048576"/><sheetData><row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>far away</t></is></c></row></sheetData></worksheet>"#
+        );
+        let started = std::time::Instant::now();
+        let text = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap();
+        assert_eq!(text, ["# Budget\n\nfar away\n"]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bombs_and_oversized_sheets_fail_clearly() {
+        // 64 MiB of one repeated row, a few hundred KiB compressed.
+        let row = r#"<row><c t="inlineStr"><is><t>x</t></is></c></row>"#;
+        let sheet = format!(
+            "{SHEET_NS}<sheetData>{}</sheetData></worksheet>",
+            row.repeat((64 << 20) / row.len())
+        );
+        let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
+        assert!(matches!(err, ExtractError::Bomb(_)), "{err}");
+        // 2,000 cells of ten letters: 20 kB of text from 100 kB of XML.
+        let cell = r#"<c t="inlineStr"><is><t>abcdefghij</t></is></c>"#;
+        let sheet = format!(
+            "{SHEET_NS}<sheetData>{}</sheetData></worksheet>",
+            format!("<row>{}</row>", cell.repeat(20)).repeat(100)
+        );
+        let err = workbook(&xlsx(&sheet), Kind::Xlsx, 16 << 10).unwrap_err();
+        assert!(matches!(err, ExtractError::TooLarge { .. }), "{err}");
+        let err = workbook(b"PK\x03\x04 not really a zip", Kind::Xlsx, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("corrupt or unreadable spreadsheet"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_and_tsv_rows_name_their_values() {
+        let csv = "city,country,population\nOslo,Norway,\"709,037\"\nBergen,Norway,291940\n";
+        assert_eq!(
+            delimited(csv, "cities.csv", 1 << 20).unwrap(),
+            "# cities\n\ncity | country | population\n\
+             city: Oslo; country: Norway; population: 709,037\n\
+             city: Bergen; country: Norway; population: 291940\n"
+        );
+        let tsv = "name\tnote\nAda\tfirst program, 1843\n";
+        assert_eq!(
+            delimited(tsv, "people.tsv", 1 << 20).unwrap(),
+            "# people\n\nname | note\nname: Ada; note: first program, 1843\n"
+        );
+        assert_eq!(sniff_delimiter("a;b;c\n1;2,5;3\n"), b';');
+    }
+
+    #[test]
+    fn column_letters_go_past_z() {
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(16383), "XFD");
+    }
+}
