@@ -38,7 +38,8 @@ pub(super) fn headings(
         | Format::Html
         | Format::Docx
         | Format::Spreadsheet
-        | Format::Delimited => markdown(&text[from..], from),
+        | Format::Delimited
+        | Format::Email => markdown(&text[from..], from),
         // OCR gives plain text: the plain-text conventions (numbered lines, underlines).
         Format::PlainText | Format::Image => plain(&text[from..], from),
         Format::Pdf => doc

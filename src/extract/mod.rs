@@ -6,6 +6,7 @@
 //! are left out (`furniture`).
 
 mod docx;
+mod email;
 mod furniture;
 mod html;
 mod ocr;
@@ -28,6 +29,8 @@ pub enum Format {
     Spreadsheet,
     /// CSV or TSV.
     Delimited,
+    /// An Internet message (`.eml`), with its attachments.
+    Email,
 }
 
 impl Format {
@@ -41,6 +44,7 @@ impl Format {
             Format::Image => "image",
             Format::Spreadsheet => "spreadsheet",
             Format::Delimited => "csv",
+            Format::Email => "email",
         }
     }
 
@@ -134,6 +138,8 @@ pub enum ExtractError {
     CorruptDocx(String),
     #[error("corrupt or unreadable spreadsheet: {0}")]
     CorruptSpreadsheet(String),
+    #[error("unreadable e-mail: {0}")]
+    CorruptEmail(String),
     #[error("the document expands to more than {0} bytes when decompressed (zip bomb?)")]
     Bomb(usize),
     #[error("text extraction took longer than {0}s (extract.timeout_secs, and extract.ocr.page_timeout_secs for each page OCR reads)")]
@@ -162,10 +168,16 @@ pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, Ex
     if let Some(kind) = binary_kind(bytes) {
         return Err(ExtractError::Unsupported(kind.to_string()));
     }
+    let lower = name.to_ascii_lowercase();
+    if email::looks_like_email(bytes)
+        || lower.ends_with(".eml")
+        || mime.is_some_and(|m| m.eq_ignore_ascii_case("message/rfc822"))
+    {
+        return Ok(Format::Email);
+    }
     if looks_like_html(bytes) {
         return Ok(Format::Html);
     }
-    let lower = name.to_ascii_lowercase();
     let delimited = lower.ends_with(".csv")
         || lower.ends_with(".tsv")
         || mime.is_some_and(|m| {
@@ -309,6 +321,21 @@ fn read(
     max_text_bytes: usize,
     ocr: Option<&crate::config::OcrSettings>,
 ) -> Result<Document, ExtractError> {
+    read_at(bytes, name, mime, max_text_bytes, ocr, 0)
+}
+
+/// Messages forwarded as attachments of attachments are read this deep.
+const MAX_MESSAGE_DEPTH: u8 = 3;
+
+/// `read` for a document `depth` attachments deep inside a message.
+fn read_at(
+    bytes: &[u8],
+    name: &str,
+    mime: Option<&str>,
+    max_text_bytes: usize,
+    ocr: Option<&crate::config::OcrSettings>,
+    depth: u8,
+) -> Result<Document, ExtractError> {
     let format = detect(bytes, name, mime)?;
     let whole = |text: String| Ok(vec![Section::new(text, None)]);
     let sections = catch_unwind(AssertUnwindSafe(|| match format {
@@ -333,6 +360,12 @@ fn read(
             None => Err(ExtractError::CorruptSpreadsheet("not a workbook".into())),
         },
         Format::Delimited => whole(sheet::delimited(&decode_text(bytes), name, max_text_bytes)?),
+        Format::Email if depth >= MAX_MESSAGE_DEPTH => Err(ExtractError::CorruptEmail(format!(
+            "messages forwarded more than {MAX_MESSAGE_DEPTH} deep"
+        ))),
+        Format::Email => email::read(bytes, &|b, n, m| {
+            read_at(b, n, m, max_text_bytes, ocr, depth + 1)
+        }),
         Format::Image => match ocr {
             Some(settings) => ocr::image(bytes, settings),
             None => Err(ExtractError::OcrDisabled(
