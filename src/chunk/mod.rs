@@ -56,7 +56,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Bumped whenever the same text and settings would make different chunks (a change to the
 /// rules in `outline` or `pack`): files processed under another version are chunked again
 /// rather than kept as they are.
-pub const CHUNKER_VERSION: u32 = 1;
+pub const CHUNKER_VERSION: u32 = 2;
 
 /// Everything chunking produces for one file.
 #[derive(Debug, Clone)]
@@ -348,6 +348,27 @@ mod tests {
             ferries.embed_input,
             "Harbour FAQ\n\n## Where do ferries leave?\n\nPier 3."
         );
+    }
+
+    /// Greedy splitting would leave the section's last line as a part of its own, which
+    /// embeds as little more than the heading path: it is joined to the part before, and
+    /// the two are cut again into halves of about equal size.
+    #[test]
+    fn a_split_section_leaves_no_scrap() {
+        let c = chunker(48, 8);
+        let answer = "Tides follow the moon, which pulls the sea towards it as it passes. ";
+        let md = format!(
+            "# Harbour FAQ\n\n## When is high tide?\n\n{}\n\nTwice a day.\n",
+            answer.repeat(4)
+        );
+        let out = c.chunk(&doc(Format::Markdown, &md));
+        check(&out, 48);
+        let tk = Tokenizer::cl100k().unwrap();
+        for chunk in &out.chunks {
+            assert!(tk.count(&chunk.content) >= 48 / 4, "a scrap: {chunk:?}");
+        }
+        let last = out.chunks.last().unwrap();
+        assert!(last.content.starts_with("Tides") && last.content.ends_with("Twice a day."));
     }
 
     /// Each section its own chunk, however small: measured on the retrieval benchmark,

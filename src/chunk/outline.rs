@@ -130,11 +130,11 @@ fn markdown(text: &str, base: usize) -> Vec<Line> {
             in_fence = !in_fence;
         } else if !in_fence && !indented {
             let pseudo = || {
-                let alone =
-                    blank_before && lines.get(i + 1).is_none_or(|(_, l)| l.trim().is_empty());
-                bold_line(trimmed)
-                    .filter(|_| alone)
-                    .map(|title| (PSEUDO_LEVEL, title))
+                let (title, numbered) = bold_line(trimmed)?;
+                // A numbered one is a heading even with its text on the very next line.
+                let alone = blank_before
+                    && (numbered || lines.get(i + 1).is_none_or(|(_, l)| l.trim().is_empty()));
+                alone.then_some((PSEUDO_LEVEL, title))
             };
             if let Some(heading) = atx(trimmed)
                 .or_else(|| html_heading(trimmed))
@@ -171,22 +171,36 @@ fn markdown(text: &str, base: usize) -> Vec<Line> {
 const PSEUDO_LEVEL: u8 = 7;
 
 /// A paragraph or list item that is bold text only and reads like a title,
-/// `* **1.2 Why?**` → "1.2 Why?".
-fn bold_line(line: &str) -> Option<String> {
+/// `* **1.2 Why?**` → "1.2 Why?", and whether it starts with a section number. A numbered
+/// one is a title whatever its length and last character (FAQ questions run long and may
+/// end with a full stop), and may have its question mark or colon after the bold,
+/// `**1.3 Why**?`.
+fn bold_line(line: &str) -> Option<(String, bool)> {
     let t = line
         .strip_prefix(['*', '-', '+'])
         .filter(|r| r.starts_with(' '))
         .map_or(line, str::trim_start)
         .trim_end();
+    let (t, after) = match t.strip_suffix(['?', ':']) {
+        Some(rest) if rest.ends_with("**") || rest.ends_with("__") => (rest, &t[rest.len()..]),
+        _ => (t, ""),
+    };
     let inner = ["**", "__"].iter().find_map(|m| {
         t.strip_prefix(m)
             .and_then(|r| r.strip_suffix(m))
             .filter(|i| !i.contains(m))
     })?;
-    let title = inner.trim();
-    (title_like(title) || title.ends_with('.') && title.split_whitespace().count() <= 8)
-        .then(|| title.to_string())
+    let title = format!("{}{after}", inner.trim());
+    let numbered = numbered(&title).is_some()
+        && (1..=MAX_NUMBERED_WORDS).contains(&title.split_whitespace().count());
+    (numbered
+        || title_like(&title)
+        || title.ends_with('.') && title.split_whitespace().count() <= 8)
+        .then_some((title, numbered))
 }
+
+/// Longest numbered bold title, in words: past it the bold is a paragraph's emphasis.
+const MAX_NUMBERED_WORDS: usize = 40;
 
 /// `## Title ##` → (2, "Title").
 fn atx(line: &str) -> Option<(u8, String)> {
@@ -345,6 +359,38 @@ mod tests {
             .map(|l| &md[l.start..l.end])
             .collect();
         assert_eq!(spans[0], "Guide\n=====");
+    }
+
+    /// FAQ questions in bold run long, may end with a full stop or have their question
+    /// mark after the bold, and may have their answer on the next line: numbered, they are
+    /// headings all the same. Unnumbered, a long bold paragraph is emphasis.
+    #[test]
+    fn numbered_bold_questions_of_any_length() {
+        let md = "# 2. Setup\n\n\
+                  * **2.13 If I map a journaled file system using dm-crypt/LUKS, does it still \
+                  provide its usual transactional guarantees?**\n\nYes.\n\n\
+                  * **3.2 My mapping suddenly stopped when upgrading.**\n\nOld kernel.\n\n\
+                  * **6.16 How to convert the printed key?**\n  With xxd.\n\n\
+                  * **10.10 What about the size of the header**?\n\nIt varies.\n\n\
+                  **Never write to a mapped device from two hosts at once, whatever the file \
+                  system or the tools in use tell you.**\n\nReally.\n";
+        assert_eq!(
+            titles(markdown(md, 0)),
+            owned(&[
+                (1, "2. Setup"),
+                (
+                    7,
+                    "2. Setup > 2.13 If I map a journaled file system using dm-crypt/LUKS, \
+                     does it still provide its usual transactional guarantees?"
+                ),
+                (
+                    7,
+                    "2. Setup > 3.2 My mapping suddenly stopped when upgrading."
+                ),
+                (7, "2. Setup > 6.16 How to convert the printed key?"),
+                (7, "2. Setup > 10.10 What about the size of the header?"),
+            ])
+        );
     }
 
     #[test]

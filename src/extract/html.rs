@@ -1,6 +1,6 @@
 //! HTML to Markdown-style text: the main content with headings as `#` lines, paragraphs and
 //! list items on their own lines, table cells separated by ` | `; scripts, styles, forms and
-//! navigation chrome (nav, header, footer, aside) are dropped, and so is page furniture that
+//! navigation chrome (nav, header, footer, aside, or elements with their ARIA roles) are dropped, and so is page furniture that
 //! would otherwise compete with the text it points at in search: permalink marks beside
 //! headings (Sphinx's "¶", GitHub's "#") and in-page tables of contents (lists made only of
 //! links to anchors on the same page, which repeat every heading word for word).
@@ -11,6 +11,16 @@ use scraper::{ElementRef, Html, Node, Selector};
 const SKIP: &[&str] = &[
     "script", "style", "noscript", "template", "svg", "canvas", "iframe", "nav", "header",
     "footer", "aside", "form", "button", "select", "head",
+];
+
+/// ARIA landmark roles of the same chrome, which pages built before HTML5's elements (or
+/// by generators that keep to `div`, as Sphinx does for its sidebar) give instead.
+const SKIP_ROLES: &[&str] = &[
+    "navigation",
+    "search",
+    "banner",
+    "contentinfo",
+    "complementary",
 ];
 
 /// Elements that start a new line.
@@ -51,7 +61,11 @@ pub(super) fn to_markdown(html: &str) -> String {
 
 fn walk(element: ElementRef<'_>, out: &mut String) {
     let name = element.value().name();
-    if SKIP.contains(&name) || is_permalink(element) || is_local_toc(element) {
+    let chrome = element
+        .value()
+        .attr("role")
+        .is_some_and(|role| SKIP_ROLES.contains(&role.trim()));
+    if SKIP.contains(&name) || chrome || is_permalink(element) || is_local_toc(element) {
         return;
     }
     if let Some(level) = heading_level(name) {
@@ -236,6 +250,23 @@ mod tests {
         assert_eq!(
             md,
             "# Tide tables\n\nHigh tide is at 6:12 today.\n\n## Harbour\n\n- Berth one\n\n- Berth two\n\nDay | Height\n\nMon | 4.1 m"
+        );
+    }
+
+    /// Chrome marked by its ARIA role rather than its element, as Sphinx marks its sidebar:
+    /// with no `main` on the page, the body is read, and the sidebar's headings would
+    /// otherwise end the last section of the text.
+    #[test]
+    fn chrome_marked_by_its_role_is_dropped() {
+        let html = r##"<html><body><div id="bd">
+          <h1>FAQ</h1><h2>How do I cite it?</h2><p>As a book.</p></div>
+          <div class="sphinxsidebar" role="navigation" aria-label="main navigation">
+            <h3>Table of Contents</h3><h4>Previous topic</h4><p>Django FAQ</p></div>
+          <div id="searchbox" role=" search "><h3>Quick search</h3></div>
+          <div role="note"><p>Kept.</p></div></body></html>"##;
+        assert_eq!(
+            to_markdown(html),
+            "# FAQ\n\n## How do I cite it?\n\nAs a book.\n\nKept."
         );
     }
 

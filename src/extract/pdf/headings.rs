@@ -28,6 +28,11 @@ pub(super) struct Mark {
 const LARGER: f64 = 1.15;
 /// Longest heading, in words.
 const MAX_WORDS: usize = 16;
+/// Lines an outline title may wrap over.
+const TITLE_LINES: usize = 4;
+/// Outline titles some producers cut (Word's PDF export: 60 characters) are this long at
+/// least, squashed; a shorter title that begins a line is just its first words.
+const CUT_TITLE: usize = 32;
 
 pub(super) fn find(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
     let from_outline = from_outline(pages, outline);
@@ -57,6 +62,12 @@ fn shows(line: &str, title: &str) -> bool {
             .is_some_and(|number| number.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// Whether an outline title is a long heading's beginning only: the page's line (squashed,
+/// its number left out) runs on past it.
+fn cut_short(line: &str, title: &str) -> bool {
+    title.len() >= CUT_TITLE && line.len() > title.len() && line.starts_with(title)
+}
+
 fn from_outline(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
     let index: HashMap<i32, usize> = pages
         .iter()
@@ -70,6 +81,7 @@ fn from_outline(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
         .collect();
     let mut taken: HashSet<(usize, usize)> = HashSet::new();
     let mut marks = Vec::new();
+    let body = body_size(pages);
     for entry in outline {
         let title = squash(&entry.title);
         let Some(&page) = index.get(&entry.page) else {
@@ -88,20 +100,35 @@ fn from_outline(pages: &[Page], outline: &[OutlineEntry]) -> Vec<Mark> {
             .find_map(|p| {
                 let lines = &squashed[p];
                 (0..lines.len()).find_map(|i| {
-                    let first = &lines[i];
-                    if taken.contains(&(p, i)) || first.is_empty() {
+                    if taken.contains(&(p, i)) || lines[i].is_empty() {
                         return None;
                     }
-                    if shows(first, &title) {
-                        return Some((p, i, 1));
+                    // A long title wraps over lines: they are joined while they begin it.
+                    let mut joined = String::new();
+                    for k in 0..TITLE_LINES {
+                        if taken.contains(&(p, i + k)) {
+                            return None;
+                        }
+                        joined.push_str(lines.get(i + k)?);
+                        if shows(&joined, &title) {
+                            return Some((p, i, k + 1));
+                        }
+                        let words = joined.trim_start_matches(|c: char| c.is_ascii_digit());
+                        if cut_short(words, &title) {
+                            // The rest of the heading is on the lines set like its first.
+                            let size = |l: usize| (pages[p].lines[l].size * 10.0).round() as i64;
+                            let more = (i + k + 1..lines.len().min(i + TITLE_LINES))
+                                .take_while(|&l| {
+                                    size(l) == size(i) && size(i) as f64 >= body * 10.0 * LARGER
+                                })
+                                .count();
+                            return Some((p, i, k + 1 + more));
+                        }
+                        if words.is_empty() || !title.starts_with(words) {
+                            return None;
+                        }
                     }
-                    // A long title wraps onto a second line.
-                    let second = lines.get(i + 1)?;
-                    let words = first.trim_start_matches(|c: char| c.is_ascii_digit());
-                    (!words.is_empty()
-                        && title.starts_with(words)
-                        && shows(&format!("{first}{second}"), &title))
-                    .then_some((p, i, 2))
+                    None
                 })
             });
         if let Some((page, line, lines)) = found {
@@ -282,6 +309,52 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// A title wrapped over three lines (here at the body's size: only the outline tells
+    /// it from the text) is found whole; a title the outline cut short
+    /// (Word's export stops at 60 characters) is found by its beginning, and the heading
+    /// runs on over the next line set in its size, not into the body.
+    #[test]
+    fn long_outline_titles_wrap_and_cut_titles_run_on() {
+        let pages = [page(
+            1,
+            &[
+                ("7.36 Why are there unwanted borders, lines or", 10.0),
+                ("grid-like artifacts when viewing a plot saved", 10.0),
+                ("to a PS or PDF file?", 10.0),
+                ("This can occur when using polygon().", 10.0),
+                (
+                    "2.10 My Windows host can't communicate with the PDP-11 or VAX over",
+                    14.0,
+                ),
+                ("Ethernet; why?", 14.0),
+                ("Due to the limitations of WinPCAP, it cannot.", 10.0),
+                ("Models are fitted with lm(), and so on.", 10.0),
+                (
+                    "Body text set at the body size, long enough to count most.",
+                    10.0,
+                ),
+            ],
+        )];
+        let entry = |title: &str| OutlineEntry {
+            level: 2,
+            title: title.into(),
+            page: 1,
+        };
+        let outline = [
+            entry("Why are there unwanted borders, lines or grid-like artifacts when viewing a plot saved to a PS or PDF file?"),
+            entry("My Windows host can't communicate with the PDP-11 or VAX ove"),
+            // Short: the words a line begins with, not a cut title.
+            entry("Models"),
+        ];
+        let mark = |line, lines| Mark {
+            page: 0,
+            line,
+            lines,
+            level: 2,
+        };
+        assert_eq!(find(&pages, &outline), [mark(0, 3), mark(4, 2)]);
     }
 
     #[test]
