@@ -110,72 +110,39 @@ pub(super) fn workbook(
         Kind::Xlsx => {
             let mut book = calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| corrupt(&e))?;
             for name in book.sheet_names() {
-                let mut cells = Vec::new();
-                let mut size = 0usize;
+                let mut cells = Cells::new(max_text_bytes);
                 let mut reader = book
                     .worksheet_cells_reader(&name)
                     .map_err(|e| corrupt(&e))?;
                 while let Some(cell) = reader.next_cell_with_formula().map_err(|e| corrupt(&e))? {
-                    let mut text = data_text(&Data::from(cell.value));
-                    if text.is_empty() {
-                        if let Some(formula) = cell.formula.filter(|f| !f.is_empty()) {
-                            text = format!("={formula}");
-                        }
-                    }
-                    if text.is_empty() {
-                        continue;
-                    }
-                    size += text.len();
-                    if size > max_text_bytes {
-                        return Err(ExtractError::TooLarge {
-                            size,
-                            max: max_text_bytes,
-                        });
-                    }
-                    cells.push((cell.pos.0, cell.pos.1, text));
+                    let value = data_text(&Data::from(cell.value));
+                    cells.push(cell.pos, value, cell.formula.as_deref())?;
                 }
+                let mut cells = cells.0;
                 cells.sort_by_key(|c| (c.0, c.1));
                 grids.push(Grid { name, cells });
             }
         }
         Kind::Xls | Kind::Ods => {
+            if kind == Kind::Ods {
+                check_ods_extent(bytes)?;
+            }
             let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
                 .map_err(|e| corrupt(&e))?;
             for name in book.sheet_names() {
                 let range = book.worksheet_range(&name).map_err(|e| corrupt(&e))?;
-                let (rows, cols) = range.get_size();
-                if kind == Kind::Ods && rows.saturating_mul(cols) > MAX_ODS_CELLS {
-                    return Err(ExtractError::CorruptSpreadsheet(format!(
-                        "ODS: sheet {name:?} spans {rows} × {cols} cells, over {MAX_ODS_CELLS}"
-                    )));
-                }
                 let formulas = book.worksheet_formula(&name).ok();
                 let (top, left) = range.start().unwrap_or((0, 0));
-                let mut cells = Vec::new();
-                let mut size = 0usize;
+                let mut cells = Cells::new(max_text_bytes);
                 for (r, c, value) in range.cells() {
-                    let (row, col) = (top + r as u32, left + c as u32);
-                    let mut text = data_text(value);
-                    if text.is_empty() {
-                        if let Some(f) = formulas.as_ref().and_then(|f| f.get_value((row, col))) {
-                            if !f.is_empty() {
-                                text = format!("={f}");
-                            }
-                        }
-                    }
-                    if text.is_empty() {
-                        continue;
-                    }
-                    size += text.len();
-                    if size > max_text_bytes {
-                        return Err(ExtractError::TooLarge {
-                            size,
-                            max: max_text_bytes,
-                        });
-                    }
-                    cells.push((row, col, text));
+                    let pos = (top + r as u32, left + c as u32);
+                    let formula = formulas.as_ref().and_then(|f| f.get_value(pos));
+                    cells.push(pos, data_text(value), formula.map(String::as_str))?;
                 }
-                grids.push(Grid { name, cells });
+                grids.push(Grid {
+                    name,
+                    cells: cells.0,
+                });
             }
         }
     }
@@ -195,32 +162,24 @@ pub(super) fn delimited(
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes());
-    let mut cells = Vec::new();
-    let mut size = 0usize;
+    let mut cells = Cells::new(max_text_bytes);
     for (row, record) in reader.records().enumerate() {
         let record = record.map_err(|e| {
             ExtractError::CorruptSpreadsheet(format!("CSV: {}", short(&e.to_string())))
         })?;
         for (col, field) in record.iter().enumerate() {
-            let field = field.trim();
-            if field.is_empty() {
-                continue;
-            }
-            size += field.len();
-            if size > max_text_bytes {
-                return Err(ExtractError::TooLarge {
-                    size,
-                    max: max_text_bytes,
-                });
-            }
-            cells.push((row as u32, col as u32, field.to_string()));
+            cells.push((row as u32, col as u32), field.trim().to_string(), None)?;
         }
     }
     let title = std::path::Path::new(name)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Ok(render(&Grid { name: title, cells }).unwrap_or_default())
+    Ok(render(&Grid {
+        name: title,
+        cells: cells.0,
+    })
+    .unwrap_or_default())
 }
 
 fn sniff_delimiter(text: &str) -> u8 {
@@ -246,6 +205,110 @@ fn sniff_delimiter(text: &str) -> u8 {
             }
         })
         .unwrap_or(b',')
+}
+
+/// A sheet's filled cells as they are read, within the text budget.
+struct Cells(Vec<(u32, u32, String)>, usize, usize);
+
+impl Cells {
+    fn new(max_text_bytes: usize) -> Self {
+        Cells(Vec::new(), 0, max_text_bytes)
+    }
+
+    /// Keeps a cell's value, or its formula when it has no value; skips empty cells.
+    fn push(
+        &mut self,
+        (row, col): (u32, u32),
+        value: String,
+        formula: Option<&str>,
+    ) -> Result<(), ExtractError> {
+        let text = match formula.filter(|f| value.is_empty() && !f.is_empty()) {
+            Some(f) => format!("={f}"),
+            None => value,
+        };
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.1 += text.len();
+        if self.1 > self.2 {
+            return Err(ExtractError::TooLarge {
+                size: self.1,
+                max: self.2,
+            });
+        }
+        self.0.push((row, col, text));
+        Ok(())
+    }
+}
+
+/// calamine builds an ODS sheet as one dense grid, repeating rows and cells as the file's
+/// `number-rows-repeated` / `number-columns-repeated` say: a few bytes can ask for billions
+/// of cells. So the grid each table would span (up to its last filled row and column) is
+/// worked out from the XML first, and a file over `MAX_ODS_CELLS` refused.
+fn check_ods_extent(bytes: &[u8]) -> Result<(), ExtractError> {
+    use quick_xml::events::Event;
+    let bad = |e: &dyn std::fmt::Display| {
+        ExtractError::CorruptSpreadsheet(format!("ODS: {}", short(&e.to_string())))
+    };
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(&e))?;
+    let content = zip.by_name("content.xml").map_err(|e| bad(&e))?;
+    let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(content));
+    let repeats = |e: &quick_xml::events::BytesStart<'_>, name: &str| -> u64 {
+        e.try_get_attribute(name)
+            .ok()
+            .flatten()
+            .and_then(|a| a.value.parse().ok())
+            .unwrap_or(1)
+    };
+    let filled = |e: &quick_xml::events::BytesStart<'_>| {
+        e.attributes().flatten().any(|a| {
+            let key = a.key.as_ref();
+            key == "office:value-type" || key == "table:formula"
+        })
+    };
+    let (mut row, mut col, mut row_repeats, mut row_filled) = (0u64, 0u64, 1u64, false);
+    let (mut last_row, mut last_col) = (0u64, 0u64);
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).map_err(|e| bad(&e))? {
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "table:table" => {
+                (row, last_row, last_col) = (0, 0, 0);
+            }
+            Event::Start(e) if e.name().as_ref() == "table:table-row" => {
+                (col, row_repeats, row_filled) =
+                    (0, repeats(&e, "table:number-rows-repeated"), false);
+            }
+            Event::Start(e) | Event::Empty(e)
+                if matches!(
+                    e.name().as_ref(),
+                    "table:table-cell" | "table:covered-table-cell"
+                ) =>
+            {
+                col = col.saturating_add(repeats(&e, "table:number-columns-repeated"));
+                if filled(&e) {
+                    row_filled = true;
+                    last_col = last_col.max(col);
+                }
+            }
+            Event::End(e) if e.name().as_ref() == "table:table-row" => {
+                row = row.saturating_add(row_repeats);
+                if row_filled {
+                    last_row = row;
+                }
+            }
+            Event::End(e) if e.name().as_ref() == "table:table" => {
+                let cells = last_row.saturating_mul(last_col);
+                if cells > MAX_ODS_CELLS as u64 {
+                    return Err(ExtractError::CorruptSpreadsheet(format!(
+                        "ODS: a sheet spans {last_row} × {last_col} cells, over {MAX_ODS_CELLS}"
+                    )));
+                }
+            }
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+        buf.clear();
+    }
 }
 
 /// A cell's text on one line: a row is a line.
@@ -489,6 +552,32 @@ and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="i
                 .starts_with("corrupt or unreadable spreadsheet"),
             "{err}"
         );
+    }
+
+    /// An ODS whose one filled row is repeated a million times across a thousand columns:
+    /// a few hundred bytes asking calamine for a billion cells.
+    #[test]
+    fn an_ods_asking_for_billions_of_cells_is_refused_before_it_is_built() {
+        let content = r#"<?xml version="1.0"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet><table:table table:name="S"><table:table-row table:number-rows-repeated="1000000"><table:table-cell table:number-columns-repeated="1000" office:value-type="float" office:value="1"><text:p>1</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
+        let mut buf = Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("mimetype", stored).unwrap();
+        zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+            .unwrap();
+        zip.start_file("content.xml", stored).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        let bytes = buf.into_inner();
+        assert_eq!(kind(&bytes), Some(Kind::Ods));
+        let err = workbook(&bytes, Kind::Ods, 1 << 20).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupt or unreadable spreadsheet: ODS: a sheet spans 1000000 × 1000 cells, over 20000000"
+        );
+        // LibreOffice's own trailing empty rows and columns do not count.
+        assert!(check_ods_extent(&fixture("book.ods")).is_ok());
     }
 
     #[test]
