@@ -34,8 +34,6 @@ pub(super) fn headings(
     from: usize,
 ) -> Vec<Heading> {
     let lines = match doc.format {
-        Format::Markdown | Format::Html | Format::Docx => markdown(&text[from..], from),
-        Format::PlainText => plain(&text[from..], from),
         Format::Pdf => doc
             .sections
             .iter()
@@ -55,6 +53,9 @@ pub(super) fn headings(
                 })
             })
             .collect(),
+        // Markdown, and what the extractors turn into Markdown (HTML, DOCX, …).
+        f if f.has_headings() => markdown(&text[from..], from),
+        _ => plain(&text[from..], from),
     };
     with_paths(lines)
 }

@@ -1,14 +1,20 @@
 //! Text extraction: the format is detected from the bytes, then each format yields sections
-//! (a PDF page, or the whole text) ready for chunking. HTML and DOCX become Markdown-style
-//! text (`#` headings) so that chunks carry their heading path as Markdown's do; a PDF's
+//! (a PDF page or a slide, an EPUB chapter, or the whole text) ready for chunking. HTML,
+//! DOCX, ODT, EPUB and slides (PPTX, ODP) become Markdown-style text (`#` headings) so that
+//! chunks carry their heading path as Markdown's do; RTF becomes plain text; a PDF's
 //! headings, found from its outline or its typography, travel beside its text as
 //! [`Heading`] marks. Tables of contents, running headers and footers and permalink marks
 //! are left out (`furniture`).
 
 mod docx;
+mod epub;
 mod furniture;
 mod html;
+mod odf;
+mod package;
 mod pdf;
+mod pptx;
+mod rtf;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -20,6 +26,11 @@ pub enum Format {
     PlainText,
     Html,
     Docx,
+    Pptx,
+    Odp,
+    Odt,
+    Epub,
+    Rtf,
 }
 
 impl Format {
@@ -30,12 +41,26 @@ impl Format {
             Format::PlainText => "text",
             Format::Html => "html",
             Format::Docx => "docx",
+            Format::Pptx => "pptx",
+            Format::Odp => "odp",
+            Format::Odt => "odt",
+            Format::Epub => "epub",
+            Format::Rtf => "rtf",
         }
     }
 
     /// Whether the extracted text uses Markdown headings (and so gets heading paths).
     pub fn has_headings(self) -> bool {
-        matches!(self, Format::Markdown | Format::Html | Format::Docx)
+        matches!(
+            self,
+            Format::Markdown
+                | Format::Html
+                | Format::Docx
+                | Format::Pptx
+                | Format::Odp
+                | Format::Odt
+                | Format::Epub
+        )
     }
 }
 
@@ -92,6 +117,12 @@ pub enum ExtractError {
     Panicked(String),
     #[error("corrupt or unreadable DOCX: {0}")]
     CorruptDocx(String),
+    /// A document of another format (PPTX, ODT, EPUB, RTF, …) that cannot be read.
+    #[error("corrupt or unreadable {format}: {reason}")]
+    Corrupt {
+        format: &'static str,
+        reason: String,
+    },
     #[error("the document expands to more than {0} bytes when decompressed (zip bomb?)")]
     Bomb(usize),
     #[error("text extraction took longer than {0}s (extract.timeout_secs)")]
@@ -104,9 +135,14 @@ pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, Ex
     if bytes.starts_with(b"%PDF-") || find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some() {
         return Ok(Format::Pdf);
     }
+    if bytes.starts_with(b"{\\rtf") {
+        return Ok(Format::Rtf);
+    }
     if bytes.starts_with(b"PK\x03\x04") {
         return if docx::is_docx(bytes) {
             Ok(Format::Docx)
+        } else if let Some(format) = package::format(bytes) {
+            Ok(format)
         } else {
             Err(ExtractError::Unsupported(zip_kind(bytes).into()))
         };
@@ -144,17 +180,20 @@ fn looks_like_html(bytes: &[u8]) -> bool {
         .any(|p| rest.starts_with(p))
 }
 
-/// What a non-DOCX zip is, for the error message.
+/// What a zip that no extractor reads is, for the error message.
 fn zip_kind(bytes: &[u8]) -> &'static str {
     let head = &bytes[..bytes.len().min(4096)];
     if find(head, b"xl/").is_some() {
         "XLSX spreadsheet"
-    } else if find(head, b"ppt/").is_some() {
-        "PPTX presentation"
-    } else if find(head, b"mimetypeapplication/epub").is_some() {
-        "EPUB book"
+    } else if find(
+        head,
+        b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet",
+    )
+    .is_some()
+    {
+        "OpenDocument spreadsheet"
     } else if find(head, b"mimetypeapplication/vnd.oasis.opendocument").is_some() {
-        "OpenDocument file"
+        "OpenDocument file (only text documents and presentations are read)"
     } else {
         "ZIP archive"
     }
@@ -212,6 +251,11 @@ pub fn extract(
         )),
         Format::Html => whole(html::to_markdown(&decode_text(bytes))),
         Format::Docx => docx::to_markdown(bytes, max_text_bytes).and_then(whole),
+        Format::Pptx => pptx::extract(bytes, max_text_bytes),
+        Format::Odp => odf::extract_presentation(bytes, max_text_bytes),
+        Format::Odt => odf::extract_text(bytes, max_text_bytes).and_then(whole),
+        Format::Epub => epub::extract(bytes, max_text_bytes),
+        Format::Rtf => whole(rtf::to_text(bytes)),
     }))
     .map_err(|panic| ExtractError::Panicked(crate::error::panic_message(&*panic)))??;
 
@@ -312,6 +356,38 @@ mod tests {
         assert_eq!(detect(b"hello", "a.txt", None).unwrap(), Format::PlainText);
         let err = detect(b"abc\0def", "a.txt", None).unwrap_err();
         assert_eq!(err.to_string(), "unsupported file type: binary data");
+    }
+
+    /// Zips that no extractor reads name what they are; those that one does are detected
+    /// whatever the file is called.
+    #[test]
+    fn zips_are_told_apart_by_their_parts() {
+        use package::tests::zip_of;
+        let xlsx = zip_of(&[("xl/workbook.xml", b"<workbook/>")]);
+        let err = detect(&xlsx, "a.pptx", None).unwrap_err();
+        assert_eq!(err.to_string(), "unsupported file type: XLSX spreadsheet");
+        let ods = zip_of(&[(
+            "mimetype",
+            b"application/vnd.oasis.opendocument.spreadsheet",
+        )]);
+        let err = detect(&ods, "a.odt", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported file type: OpenDocument spreadsheet"
+        );
+        let epub = zip_of(&[("mimetype", b"application/epub+zip")]);
+        assert_eq!(detect(&epub, "book.zip", None).unwrap(), Format::Epub);
+        let odp = zip_of(&[(
+            "mimetype",
+            b"application/vnd.oasis.opendocument.presentation",
+        )]);
+        assert_eq!(detect(&odp, "x", None).unwrap(), Format::Odp);
+        assert_eq!(
+            detect(b"{\\rtf1\\ansi hi}", "notes.txt", None).unwrap(),
+            Format::Rtf
+        );
+        let err = detect(&zip_of(&[("a.txt", b"hi")]), "a.docx", None).unwrap_err();
+        assert_eq!(err.to_string(), "unsupported file type: ZIP archive");
     }
 
     #[test]
