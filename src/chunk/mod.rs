@@ -287,6 +287,41 @@ mod tests {
         assert!(out.chunks[0].page_number == Some(1) && out.chunks[0].context.is_none());
     }
 
+    /// Slides are sections with a page number and Markdown headings: a chunk of a slide's
+    /// notes is filed under that slide's title, never under the previous slide's.
+    #[test]
+    fn slide_chunks_carry_their_slide_and_title() {
+        let c = chunker(30, 0);
+        let doc = Document {
+            format: Format::Pptx,
+            sections: vec![
+                Section::new(
+                    "# Tides\n\nHigh water twice a day at the harbour.".into(),
+                    Some(1),
+                ),
+                Section::new(
+                    "# Slide 2\n\nA text box on a slide without title.\n\n## Notes\n\nSpeak slowly about the berths here.".into(),
+                    Some(2),
+                ),
+            ],
+        };
+        let out = c.chunk(&doc);
+        check(&out, 30);
+        let got: Vec<_> = out
+            .chunks
+            .iter()
+            .map(|ch| (ch.page_number, ch.heading.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), "Tides"),
+                (Some(2), "Slide 2"),
+                (Some(2), "Slide 2 > Notes")
+            ]
+        );
+    }
+
     #[test]
     fn markdown_chunks_carry_headings_and_skip_front_matter() {
         let c = chunker(40, 0);

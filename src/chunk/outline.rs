@@ -34,14 +34,6 @@ pub(super) fn headings(
     from: usize,
 ) -> Vec<Heading> {
     let lines = match doc.format {
-        Format::Markdown
-        | Format::Html
-        | Format::Docx
-        | Format::Spreadsheet
-        | Format::Delimited
-        | Format::Email => markdown(&text[from..], from),
-        // OCR gives plain text: the plain-text conventions (numbered lines, underlines).
-        Format::PlainText | Format::Image => plain(&text[from..], from),
         Format::Pdf => doc
             .sections
             .iter()
@@ -61,6 +53,9 @@ pub(super) fn headings(
                 })
             })
             .collect(),
+        // Markdown, and what the extractors turn into Markdown (HTML, DOCX, …).
+        f if f.has_headings() => markdown(&text[from..], from),
+        _ => plain(&text[from..], from),
     };
     with_paths(lines)
 }

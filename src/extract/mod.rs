@@ -1,16 +1,22 @@
 //! Text extraction: the format is detected from the bytes, then each format yields sections
-//! (a PDF page, or the whole text) ready for chunking. HTML and DOCX become Markdown-style
-//! text (`#` headings) so that chunks carry their heading path as Markdown's do; a PDF's
+//! (a PDF page or a slide, an EPUB chapter, or the whole text) ready for chunking. HTML,
+//! DOCX, ODT, EPUB and slides (PPTX, ODP) become Markdown-style text (`#` headings) so that
+//! chunks carry their heading path as Markdown's do; RTF becomes plain text; a PDF's
 //! headings, found from its outline or its typography, travel beside its text as
 //! [`Heading`] marks. Tables of contents, running headers and footers and permalink marks
 //! are left out (`furniture`).
 
 mod docx;
 mod email;
+mod epub;
 mod furniture;
 mod html;
 mod ocr;
+mod odf;
+mod package;
 mod pdf;
+mod pptx;
+mod rtf;
 mod sheet;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,6 +37,11 @@ pub enum Format {
     Delimited,
     /// An Internet message (`.eml`), with its attachments.
     Email,
+    Pptx,
+    Odp,
+    Odt,
+    Epub,
+    Rtf,
 }
 
 impl Format {
@@ -45,6 +56,11 @@ impl Format {
             Format::Spreadsheet => "spreadsheet",
             Format::Delimited => "csv",
             Format::Email => "email",
+            Format::Pptx => "pptx",
+            Format::Odp => "odp",
+            Format::Odt => "odt",
+            Format::Epub => "epub",
+            Format::Rtf => "rtf",
         }
     }
 
@@ -57,6 +73,11 @@ impl Format {
                 | Format::Docx
                 | Format::Spreadsheet
                 | Format::Delimited
+                | Format::Email
+                | Format::Pptx
+                | Format::Odp
+                | Format::Odt
+                | Format::Epub
         )
     }
 }
@@ -140,6 +161,12 @@ pub enum ExtractError {
     CorruptSpreadsheet(String),
     #[error("unreadable e-mail: {0}")]
     CorruptEmail(String),
+    /// A document of another format (PPTX, ODT, EPUB, RTF, …) that cannot be read.
+    #[error("corrupt or unreadable {format}: {reason}")]
+    Corrupt {
+        format: &'static str,
+        reason: String,
+    },
     #[error("the document expands to more than {0} bytes when decompressed (zip bomb?)")]
     Bomb(usize),
     #[error("text extraction took longer than {0}s (extract.timeout_secs, and extract.ocr.page_timeout_secs for each page OCR reads)")]
@@ -155,9 +182,14 @@ pub fn detect(bytes: &[u8], name: &str, mime: Option<&str>) -> Result<Format, Ex
     if sheet::kind(bytes).is_some() {
         return Ok(Format::Spreadsheet);
     }
+    if bytes.starts_with(b"{\\rtf") {
+        return Ok(Format::Rtf);
+    }
     if bytes.starts_with(b"PK\x03\x04") {
         return if docx::is_docx(bytes) {
             Ok(Format::Docx)
+        } else if let Some(format) = package::format(bytes) {
+            Ok(format)
         } else {
             Err(ExtractError::Unsupported(zip_kind(bytes).into()))
         };
@@ -212,17 +244,20 @@ fn looks_like_html(bytes: &[u8]) -> bool {
         .any(|p| rest.starts_with(p))
 }
 
-/// What a non-DOCX zip is, for the error message.
+/// What a zip that no extractor reads is, for the error message.
 fn zip_kind(bytes: &[u8]) -> &'static str {
     let head = &bytes[..bytes.len().min(4096)];
     if find(head, b"xl/").is_some() {
         "XLSX spreadsheet"
-    } else if find(head, b"ppt/").is_some() {
-        "PPTX presentation"
-    } else if find(head, b"mimetypeapplication/epub").is_some() {
-        "EPUB book"
+    } else if find(
+        head,
+        b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet",
+    )
+    .is_some()
+    {
+        "OpenDocument spreadsheet"
     } else if find(head, b"mimetypeapplication/vnd.oasis.opendocument").is_some() {
-        "OpenDocument file"
+        "OpenDocument file (only text documents and presentations are read)"
     } else {
         "ZIP archive"
     }
@@ -378,6 +413,11 @@ fn read_at(
         )),
         Format::Html => whole(html::to_markdown(&decode_text(bytes))),
         Format::Docx => docx::to_markdown(bytes, max_text_bytes).and_then(whole),
+        Format::Pptx => pptx::extract(bytes, max_text_bytes),
+        Format::Odp => odf::extract_presentation(bytes, max_text_bytes),
+        Format::Odt => odf::extract_text(bytes, max_text_bytes).and_then(whole),
+        Format::Epub => epub::extract(bytes, max_text_bytes),
+        Format::Rtf => whole(rtf::to_text(bytes)),
     }))
     .map_err(|panic| ExtractError::Panicked(crate::error::panic_message(&*panic)))??;
 
@@ -478,6 +518,33 @@ mod tests {
         assert_eq!(detect(b"hello", "a.txt", None).unwrap(), Format::PlainText);
         let err = detect(b"abc\0def", "a.txt", None).unwrap_err();
         assert_eq!(err.to_string(), "unsupported file type: binary data");
+    }
+
+    /// Zips that no extractor reads name what they are; those that one does are detected
+    /// whatever the file is called.
+    #[test]
+    fn zips_are_told_apart_by_their_parts() {
+        use package::tests::zip_of;
+        let xlsx = zip_of(&[("xl/workbook.xml", b"<workbook/>")]);
+        assert_eq!(detect(&xlsx, "a.pptx", None).unwrap(), Format::Spreadsheet);
+        let ods = zip_of(&[(
+            "mimetype",
+            b"application/vnd.oasis.opendocument.spreadsheet",
+        )]);
+        assert_eq!(detect(&ods, "a.odt", None).unwrap(), Format::Spreadsheet);
+        let epub = zip_of(&[("mimetype", b"application/epub+zip")]);
+        assert_eq!(detect(&epub, "book.zip", None).unwrap(), Format::Epub);
+        let odp = zip_of(&[(
+            "mimetype",
+            b"application/vnd.oasis.opendocument.presentation",
+        )]);
+        assert_eq!(detect(&odp, "x", None).unwrap(), Format::Odp);
+        assert_eq!(
+            detect(b"{\\rtf1\\ansi hi}", "notes.txt", None).unwrap(),
+            Format::Rtf
+        );
+        let err = detect(&zip_of(&[("a.txt", b"hi")]), "a.docx", None).unwrap_err();
+        assert_eq!(err.to_string(), "unsupported file type: ZIP archive");
     }
 
     #[test]
@@ -708,6 +775,44 @@ mod tests {
             err.to_string().starts_with("corrupt or unreadable PDF"),
             "{err}"
         );
+    }
+
+    /// The real PPTX, ODP, ODT, EPUB and RTF fixtures cut short and with bytes flipped: each
+    /// either reads or fails with an ordinary error, never by a panic caught in `extract`.
+    #[test]
+    fn mangled_documents_fail_without_panicking() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut tried = 0;
+        for name in [
+            "pptx-title.pptx",
+            "pptx-notes.pptx",
+            "pptx-table.pptx",
+            "odt-twolevellist.odt",
+            "odt-simpletable.odt",
+            "odp-ol.odp",
+            "live-manual.epub",
+            "rtf-accents.rtf",
+            "rtf-cp1251.rtf",
+            "rtf-turkish.rtf",
+            "rtf-picture.rtf",
+        ] {
+            let data = std::fs::read(dir.join(name)).unwrap();
+            let mut variants: Vec<Vec<u8>> = (1..8)
+                .map(|k| data[..data.len() * k / 8].to_vec())
+                .collect();
+            for k in 0..16 {
+                let mut flipped = data.clone();
+                flipped[5 + (data.len() - 6) * k / 16] ^= 0xff;
+                variants.push(flipped);
+            }
+            for bytes in variants {
+                if let Err(e) = extract(&bytes, name, None, 1 << 22) {
+                    assert!(!matches!(e, ExtractError::Panicked(_)), "{name}: {e}");
+                }
+                tried += 1;
+            }
+        }
+        assert_eq!(tried, 11 * 23);
     }
 
     /// Inputs on which the fuzzers made a parsing crate (pdf-extract) panic: the panic must
