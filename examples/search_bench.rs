@@ -12,6 +12,8 @@
 //! subtopics each, a chunk is topic + subtopic + noise (uniform random vectors have no
 //! meaningful nearest neighbours at all). Queries are perturbed subtopic centres.
 
+#[path = "common/flags.rs"]
+mod flags;
 #[path = "common/rng.rs"]
 mod rng;
 
@@ -36,26 +38,13 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        chunks: 200_000,
-        dims: 384,
-        queries: 20,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value: usize = it
-            .next()
-            .context("a value after each flag")?
-            .parse()
-            .context("a number")?;
-        match flag.as_str() {
-            "--chunks" => a.chunks = value,
-            "--dims" => a.dims = value,
-            "--queries" => a.queries = value,
-            other => anyhow::bail!("unknown flag {other} (--chunks, --dims, --queries)"),
-        }
-    }
-    Ok(a)
+    let mut flags = [("--chunks", 200_000), ("--dims", 384), ("--queries", 20)];
+    flags::parse(&mut flags)?;
+    Ok(Args {
+        chunks: flags[0].1,
+        dims: flags[1].1,
+        queries: flags[2].1,
+    })
 }
 
 /// (label, tenant column, function, tenant, its chunks, ragworker.exact_search_limit)

@@ -9,6 +9,8 @@
 //!
 //! `bash scripts/usage_bench.sh [--rows N] [--reads R]` starts PostgreSQL.
 
+#[path = "common/flags.rs"]
+mod flags;
 #[path = "common/rng.rs"]
 mod rng;
 
@@ -36,24 +38,12 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        rows: 1_000_000,
-        reads: 200,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value: usize = it
-            .next()
-            .context("a value after each flag")?
-            .parse()
-            .context("a number")?;
-        match flag.as_str() {
-            "--rows" => a.rows = value,
-            "--reads" => a.reads = value,
-            other => anyhow::bail!("unknown flag {other} (--rows, --reads)"),
-        }
-    }
-    Ok(a)
+    let mut flags = [("--rows", 1_000_000), ("--reads", 200)];
+    flags::parse(&mut flags)?;
+    Ok(Args {
+        rows: flags[0].1,
+        reads: flags[1].1,
+    })
 }
 
 struct User {

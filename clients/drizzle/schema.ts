@@ -187,6 +187,22 @@ export const usageLogs = pgTable(
   ],
 );
 
+/** The key columns after the period and the counters `usage_metrics` and
+ * `usage_metrics_monthly` share (the trigger adds the same sums to both). */
+const usageCounters = () => ({
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    action: text('action').notNull(),
+    tokens: bigint('tokens', { mode: 'number' }).notNull().default(0),
+    unconfirmedTokens: bigint('unconfirmed_tokens', { mode: 'number' }).notNull().default(0),
+    requests: bigint('requests', { mode: 'number' }).notNull().default(0),
+    files: bigint('files', { mode: 'number' }).notNull().default(0),
+    /** USD, as a decimal string (numeric(20, 10)). */
+    costUsd: numeric('cost_usd', { precision: 20, scale: 10 }).notNull().default(sql`0`),
+    events: bigint('events', { mode: 'number' }).notNull().default(0),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
 /** Usage per user, organisation, UTC day, provider, model and action: the sums of
  * `usage_logs` for those keys, kept equal to them by a trigger on usage_logs. Users read
  * their own rows, organisation members their organisation's; nobody writes it. */
@@ -200,17 +216,7 @@ export const usageMetrics = pgTable(
     month: date('month')
       .notNull()
       .generatedAlwaysAs(sql`date_trunc('month', day::timestamp)::date`),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    action: text('action').notNull(),
-    tokens: bigint('tokens', { mode: 'number' }).notNull().default(0),
-    unconfirmedTokens: bigint('unconfirmed_tokens', { mode: 'number' }).notNull().default(0),
-    requests: bigint('requests', { mode: 'number' }).notNull().default(0),
-    files: bigint('files', { mode: 'number' }).notNull().default(0),
-    /** USD, as a decimal string (numeric(20, 10)). */
-    costUsd: numeric('cost_usd', { precision: 20, scale: 10 }).notNull().default(sql`0`),
-    events: bigint('events', { mode: 'number' }).notNull().default(0),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    ...usageCounters(),
   },
   (t) => [
     unique('usage_metrics_key')
@@ -237,17 +243,7 @@ export const usageMetricsMonthly = pgTable(
     userId: uuid('user_id').notNull(),
     orgId: uuid('org_id'),
     month: date('month').notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    action: text('action').notNull(),
-    tokens: bigint('tokens', { mode: 'number' }).notNull().default(0),
-    unconfirmedTokens: bigint('unconfirmed_tokens', { mode: 'number' }).notNull().default(0),
-    requests: bigint('requests', { mode: 'number' }).notNull().default(0),
-    files: bigint('files', { mode: 'number' }).notNull().default(0),
-    /** USD, as a decimal string (numeric(20, 10)). */
-    costUsd: numeric('cost_usd', { precision: 20, scale: 10 }).notNull().default(sql`0`),
-    events: bigint('events', { mode: 'number' }).notNull().default(0),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    ...usageCounters(),
   },
   (t) => [
     unique('usage_metrics_monthly_key')

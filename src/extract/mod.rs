@@ -334,7 +334,7 @@ pub fn extract(
     mime: Option<&str>,
     max_text_bytes: usize,
 ) -> Result<Document, ExtractError> {
-    read(bytes, name, mime, max_text_bytes, None)
+    read(bytes, name, mime, max_text_bytes, None, 0)
 }
 
 /// Extracts text as the worker does: with `settings.ocr` for images and for PDF pages
@@ -346,24 +346,14 @@ pub fn extract_with(
     settings: &crate::config::ExtractSettings,
 ) -> Result<Document, ExtractError> {
     let ocr = Some(&settings.ocr).filter(|o| o.enabled);
-    read(bytes, name, mime, settings.max_text_bytes, ocr)
-}
-
-fn read(
-    bytes: &[u8],
-    name: &str,
-    mime: Option<&str>,
-    max_text_bytes: usize,
-    ocr: Option<&crate::config::OcrSettings>,
-) -> Result<Document, ExtractError> {
-    read_at(bytes, name, mime, max_text_bytes, ocr, 0)
+    read(bytes, name, mime, settings.max_text_bytes, ocr, 0)
 }
 
 /// Messages forwarded as attachments of attachments are read this deep.
 const MAX_MESSAGE_DEPTH: u8 = 3;
 
-/// `read` for a document `depth` attachments deep inside a message.
-fn read_at(
+/// Reads a document `depth` attachments deep inside a message (0: an uploaded file).
+fn read(
     bytes: &[u8],
     name: &str,
     mime: Option<&str>,
@@ -399,7 +389,7 @@ fn read_at(
             "messages forwarded more than {MAX_MESSAGE_DEPTH} deep"
         ))),
         Format::Email => email::read(bytes, &|b, n, m| {
-            read_at(b, n, m, max_text_bytes, ocr, depth + 1)
+            read(b, n, m, max_text_bytes, ocr, depth + 1)
         }),
         Format::Image => match ocr {
             Some(settings) => ocr::image(bytes, settings),
