@@ -1,7 +1,12 @@
 //! Throughput of the in-process embedding model: chunks/s and tokens/s for N synthetic texts
-//! of about 200 tokens, handed to `LocalModel::embed` in calls of each batch size.
+//! of about TOKENS tokens, handed to `LocalModel::embed` in calls of each batch size.
 //!
-//! cargo run --release --example embed_local -- [N=256] [BATCH_SIZES=1,8,16,32] [MODEL_DIR]
+//! cargo run --release --example embed_local -- [N=256] [BATCH_SIZES=1,8,16,32] [MODEL_DIR] [TOKENS=200]
+//!
+//! (an empty MODEL_DIR takes the default).
+//!
+//! With EMBED_LOCAL_TEXTS_OUT=PATH the texts are also written there, one JSON string a line,
+//! so `scripts/bench_sentence_transformers.py` can encode exactly the same ones.
 //!
 //! MODEL_DIR defaults to $RAGWORKER_MODEL_DIR, then ~/.cache/ragworker/models/all-MiniLM-L6-v2
 //! (`bash scripts/fetch_model.sh` puts it there). Calls above 16 texts are split into
@@ -11,6 +16,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ragworker::embed::local::LocalModel;
+
+/// The same allocator as the `ragworker` binary (an example is a crate root of its own), so
+/// these figures are the ones the worker gets.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WORDS: &[&str] = &[
     "the",
@@ -133,6 +143,7 @@ fn main() {
         .collect();
     let dir = args
         .next()
+        .filter(|a| !a.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("RAGWORKER_MODEL_DIR").map(PathBuf::from))
         .unwrap_or_else(|| {
@@ -151,7 +162,19 @@ fn main() {
         candle_core::utils::get_num_threads(),
     );
 
-    let texts = synthetic_texts(&model, n, 200);
+    let target_tokens: usize = args
+        .next()
+        .map(|a| a.parse().expect("TOKENS is a number of tokens"))
+        .unwrap_or(200);
+    let texts = synthetic_texts(&model, n, target_tokens);
+    if let Some(path) = std::env::var_os("EMBED_LOCAL_TEXTS_OUT") {
+        let lines: Vec<String> = texts
+            .iter()
+            .map(|t| serde_json::to_string(t).expect("a string serialises"))
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n")
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", PathBuf::from(&path).display()));
+    }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let started = Instant::now();
     let counted: usize = refs.iter().map(|t| model.count_tokens(t)).sum();

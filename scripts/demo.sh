@@ -83,9 +83,6 @@ trap stop_pg EXIT
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export RAGWORKER_STORAGE__FS_ROOT="$DEMO/storage"
 export RAGWORKER_EMBEDDING__LOCAL_MODEL_DIR="$MODEL_DIR"
-# glibc's default malloc hands the model's large temporary tensors back to the kernel after
-# every operation and faults them in again; keeping them mapped is 25-40% faster.
-export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967295 MALLOC_TOP_PAD_=268435456
 rag() { "$BIN" --config config/local.toml "$@"; }
 # psql reads the statement from stdin so that -v variables are interpolated (:'name' is
 # quoted by psql itself).

@@ -11,6 +11,13 @@ use ragworker::config::Settings;
 use ragworker::progress::Progress;
 use ragworker::{db, enqueue, http, search, service, storage, telemetry};
 
+/// The local model allocates and frees multi-megabyte tensors for every operation. glibc's
+/// malloc hands blocks that large back to the kernel on free and faults them in again on the
+/// next allocation; mimalloc keeps them for reuse, which is what made the MALLOC_* variables
+/// the demo used to need unnecessary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Turns documents in S3-compatible storage into halfvec embeddings in Postgres.
 #[derive(Parser)]
 #[command(version, about)]
