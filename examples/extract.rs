@@ -1,16 +1,31 @@
 //! Prints what ragworker extracts from a file, as JSON: `{"format": ..., "pages": [{"page",
-//! "text"}], "seconds": ...}` or `{"error": ..., "seconds": ...}`. Used by
-//! `scripts/compare_pdf_text.py` to measure extraction against poppler's pdftotext.
+//! "text", "ocr"}], "seconds": ...}` or `{"error": ..., "seconds": ...}`. Used by
+//! `scripts/compare_pdf_text.py` to measure extraction against poppler's pdftotext, and with
+//! `--ocr` (the default `[extract.ocr]` settings, as the worker reads files) by
+//! `scripts/ocr_bench.py`.
 //!
-//! cargo run --release --example extract -- FILE
+//! cargo run --release --example extract -- [--ocr] FILE
 
 use std::time::Instant;
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: extract FILE");
-    let bytes = std::fs::read(&path).expect("readable file");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ocr = args.iter().any(|a| a == "--ocr");
+    let path = args
+        .iter()
+        .find(|a| *a != "--ocr")
+        .expect("usage: extract [--ocr] FILE");
+    let bytes = std::fs::read(path).expect("readable file");
     let started = Instant::now();
-    let result = ragworker::extract::extract(&bytes, &path, None, usize::MAX);
+    let result = if ocr {
+        let mut settings = ragworker::config::Settings::from_toml_layers(&[])
+            .expect("default settings")
+            .extract;
+        settings.max_text_bytes = usize::MAX;
+        ragworker::extract::extract_with(&bytes, path, None, &settings)
+    } else {
+        ragworker::extract::extract(&bytes, path, None, usize::MAX)
+    };
     let seconds = started.elapsed().as_secs_f64();
     let out = match result {
         Ok(doc) => serde_json::json!({
@@ -18,6 +33,7 @@ fn main() {
             "pages": doc.sections.iter().enumerate().map(|(i, s)| serde_json::json!({
                 "page": s.page.unwrap_or(i as i32 + 1),
                 "text": s.text,
+                "ocr": s.ocr,
             })).collect::<Vec<_>>(),
             "seconds": seconds,
         }),
