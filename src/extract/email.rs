@@ -217,12 +217,8 @@ mod tests {
         ));
     }
 
-    use crate::extract::{extract, Format};
+    use crate::extract::{extract, fixture, Format};
     use base64::Engine;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
 
     #[test]
     fn the_subject_heads_the_senders_and_the_text() {

@@ -481,6 +481,30 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The lines joined, with runs of blank lines cut to one, and no trailing whitespace.
+fn one_blank_line<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    let mut blank = 0;
+    for line in lines {
+        blank = if line.is_empty() { blank + 1 } else { 0 };
+        if blank > 1 {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_end().to_string()
+}
+
+/// A file of `fixtures/`, for the extractors' tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,10 +632,6 @@ mod tests {
         crate::config::Settings::from_toml_layers(&[])
             .unwrap()
             .extract
-    }
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     /// Words of `text`, lower-cased, letters and digits only.

@@ -324,22 +324,7 @@ fn push_block(out: &mut String, line: &str, tight: bool) {
 
 /// Trims the text and keeps at most one blank line in a row.
 fn tidy(text: &str) -> String {
-    let mut out = String::new();
-    let mut blank = 0;
-    for line in text.trim().lines() {
-        let line = line.trim_end();
-        if line.is_empty() {
-            blank += 1;
-            if blank > 1 {
-                continue;
-            }
-        } else {
-            blank = 0;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.trim_end().to_string()
+    super::one_blank_line(text.trim().lines().map(str::trim_end))
 }
 
 #[cfg(test)]
@@ -445,14 +430,7 @@ mod tests {
         assert!(matches!(err, ExtractError::Bomb(_)), "{err}");
     }
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::extract::fixture;
 
     /// odfpy's example documents (written by OpenOffice.org 2 and 3).
     #[test]

@@ -386,14 +386,7 @@ mod tests {
         assert!(matches!(err, ExtractError::Bomb(_)), "{err}");
     }
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::extract::fixture;
 
     /// python-pptx's test decks (real PowerPoint-made parts).
     #[test]

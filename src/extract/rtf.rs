@@ -375,24 +375,15 @@ fn charset(cs: i64) -> Option<&'static Encoding> {
     })
 }
 
-/// Trims every line and keeps at most one blank line in a row.
+/// Trims every line (and the cell separator a row ends with) and keeps at most one blank
+/// line in a row.
 fn tidy(text: &str) -> String {
-    let mut out = String::new();
-    let mut blank = 0;
-    for line in text.lines() {
-        let line = line.trim().trim_end_matches(" |").trim_end();
-        if line.is_empty() {
-            blank += 1;
-            if blank > 1 {
-                continue;
-            }
-        } else {
-            blank = 0;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.trim().to_string()
+    super::one_blank_line(
+        text.lines()
+            .map(|line| line.trim().trim_end_matches(" |").trim_end()),
+    )
+    .trim()
+    .to_string()
 }
 
 #[cfg(test)]
@@ -478,13 +469,7 @@ Back\\slash \{braces\}\tab tab\par}"#;
     }
 
     fn fixture(name: &str) -> String {
-        let bytes = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures")
-                .join(name),
-        )
-        .unwrap();
-        extract(&bytes, name, None, 1 << 22)
+        extract(&crate::extract::fixture(name), name, None, 1 << 22)
             .unwrap()
             .sections
             .remove(0)

@@ -426,11 +426,7 @@ mod tests {
     use std::io::Write as _;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/fixtures/sheets/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        crate::extract::fixture(&format!("sheets/{name}"))
     }
 
     fn sheets(name: &str) -> Vec<String> {
