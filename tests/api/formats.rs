@@ -238,3 +238,70 @@ async fn spreadsheet_rows_are_chunks_that_name_their_columns() {
         .await
         .contains("station: Bell Rock; keeper: R. Stevenson; lit: 1811"));
 }
+
+#[tokio::test]
+async fn slides_opendocument_epub_rtf_and_email_reach_their_chunks_with_pages_and_headings() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    let mut ids = std::collections::HashMap::new();
+    for name in [
+        "pptx-table.pptx",
+        "pptx-title.pptx",
+        "odp-ol.odp",
+        "live-manual.epub",
+        "rtf-accents.rtf",
+        "email/msg_01.eml",
+    ] {
+        ids.insert(name, env.enqueue_path(user, &fixture(name)).await);
+    }
+    env.drain().await;
+    for (name, id) in &ids {
+        let row = env.file(*id).await;
+        assert_eq!(row.status, "completed", "{name}: {:?}", row.last_error);
+    }
+    let page_of = |id: Uuid, needle: &'static str| {
+        let pool = env.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<i32>>(
+                "select page_number from document_chunks
+                 where file_id = $1 and content like '%' || $2 || '%' limit 1",
+            )
+            .bind(id)
+            .bind(needle)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // The third slide's table, on page 3 under its slide's heading.
+    let table = ids["pptx-table.pptx"];
+    assert_eq!(page_of(table, "d | e | f").await, Some(3));
+    assert_eq!(
+        heading_of(&env, table, "d | e | f").await.as_deref(),
+        Some("Slide 3")
+    );
+    let title = ids["pptx-title.pptx"];
+    assert_eq!(
+        heading_of(&env, title, "Subtitle Text").await.as_deref(),
+        Some("Presentation Title Text")
+    );
+    assert_eq!(
+        heading_of(&env, ids["odp-ol.odp"], "Tsvelf")
+            .await
+            .as_deref(),
+        Some("OL")
+    );
+    let manual = heading_of(&env, ids["live-manual.epub"], "single access point")
+        .await
+        .unwrap_or_default();
+    assert!(manual.contains("About this manual"), "{manual}");
+    assert!(all_content(&env, ids["rtf-accents.rtf"])
+        .await
+        .contains("au café où on ne fume pas"));
+    assert_eq!(
+        heading_of(&env, ids["email/msg_01.eml"], "Do you like this message")
+            .await
+            .as_deref(),
+        Some("This is a test message")
+    );
+}
