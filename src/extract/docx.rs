@@ -9,6 +9,8 @@ use std::io::{Cursor, Read};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use super::package::attr;
+
 use super::ExtractError;
 
 /// True when the zip holds a Word document body.
@@ -96,17 +98,6 @@ fn heading_styles(xml: &str) -> HashMap<String, usize> {
         }
     }
     out
-}
-
-fn attr(e: &quick_xml::events::BytesStart<'_>, local: &str) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.local_name().as_ref() == local)
-        .and_then(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(|v| v.into_owned())
-        })
 }
 
 fn paragraphs(xml: &str, headings: &HashMap<String, usize>) -> Result<String, ExtractError> {

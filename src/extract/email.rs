@@ -94,8 +94,10 @@ pub(super) fn read(
     bytes: &[u8],
     read_attachment: &ReadAttachment<'_>,
 ) -> Result<Vec<Section>, ExtractError> {
-    let mail = mailparse::parse_mail(bytes)
-        .map_err(|e| ExtractError::CorruptEmail(e.to_string().chars().take(200).collect()))?;
+    let mail = mailparse::parse_mail(bytes).map_err(|e| ExtractError::Corrupt {
+        format: "e-mail",
+        reason: e.to_string().chars().take(200).collect(),
+    })?;
     let mut parts = Parts::default();
     walk(&mail, &mut parts);
 

@@ -157,10 +157,6 @@ pub enum ExtractError {
     Panicked(String),
     #[error("corrupt or unreadable DOCX: {0}")]
     CorruptDocx(String),
-    #[error("corrupt or unreadable spreadsheet: {0}")]
-    CorruptSpreadsheet(String),
-    #[error("unreadable e-mail: {0}")]
-    CorruptEmail(String),
     /// A document of another format (PPTX, ODT, EPUB, RTF, …) that cannot be read.
     #[error("corrupt or unreadable {format}: {reason}")]
     Corrupt {
@@ -382,12 +378,16 @@ fn read(
                 .into_iter()
                 .map(|text| Section::new(text, None))
                 .collect()),
-            None => Err(ExtractError::CorruptSpreadsheet("not a workbook".into())),
+            None => Err(ExtractError::Corrupt {
+                format: "spreadsheet",
+                reason: "not a workbook".into(),
+            }),
         },
         Format::Delimited => whole(sheet::delimited(&decode_text(bytes), name, max_text_bytes)?),
-        Format::Email if depth >= MAX_MESSAGE_DEPTH => Err(ExtractError::CorruptEmail(format!(
-            "messages forwarded more than {MAX_MESSAGE_DEPTH} deep"
-        ))),
+        Format::Email if depth >= MAX_MESSAGE_DEPTH => Err(ExtractError::Corrupt {
+            format: "e-mail",
+            reason: format!("messages forwarded more than {MAX_MESSAGE_DEPTH} deep"),
+        }),
         Format::Email => email::read(bytes, &|b, n, m| {
             read(b, n, m, max_text_bytes, ocr, depth + 1)
         }),

@@ -12,12 +12,8 @@ use super::{ExtractError, Format};
 /// EPUB), or `None` for a zip this module does not read.
 pub(super) fn format(bytes: &[u8]) -> Option<Format> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
-    let mut mimetype = String::new();
-    if let Ok(file) = zip.by_name("mimetype") {
-        // The mimetype part is a few dozen bytes; more is not a mimetype.
-        let _ = file.take(256).read_to_string(&mut mimetype);
-    }
-    match mimetype.trim() {
+    let mimetype = mimetype(&mut zip);
+    match mimetype.as_str() {
         "application/epub+zip" => return Some(Format::Epub),
         "application/vnd.oasis.opendocument.text" => return Some(Format::Odt),
         "application/vnd.oasis.opendocument.presentation" => return Some(Format::Odp),
@@ -33,6 +29,16 @@ pub(super) fn format(bytes: &[u8]) -> Option<Format> {
     } else {
         None
     }
+}
+
+/// The `mimetype` part of an OpenDocument or EPUB zip, trimmed ("" when there is none).
+pub(super) fn mimetype<R: Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>) -> String {
+    let mut mimetype = String::new();
+    if let Ok(file) = zip.by_name("mimetype") {
+        // The mimetype part is a few dozen bytes; more is not a mimetype.
+        let _ = file.take(256).read_to_string(&mut mimetype);
+    }
+    mimetype.trim().to_string()
 }
 
 /// An opened package: its parts are read with [`Package::read`] while the budget lasts.

@@ -1,14 +1,16 @@
 //! Spreadsheets (XLSX, XLS, ODS through calamine) and delimited text (CSV, TSV): one section
 //! per sheet under a `# sheet name` heading, each row a line a chunk can carry alone:
-//! `Name: Ada Lovelace; Born: 1815-12-10; Role: analyst`. The first row whose filled cells
-//! are all text is the header row; each later row names its values by their column's
+//! `Name: Ada Lovelace; Born: 1815-12-10; Role: analyst`. The first row of two or more
+//! filled cells, none of them a number, is the header row (written once as `a | b | c`);
+//! each later row names its values by their column's
 //! header (or its letter where there is none), so a chunk that starts mid-sheet still says
 //! what its numbers are. Empty cells are left out; a cell holding only a formula (no cached
 //! value, as files written by some generators have) shows the formula.
 //!
 //! Bounds: XLSX cells are streamed (a sheet declaring a million empty rows costs nothing);
-//! XLS is bounded by its format (65,536 × 256); ODS, read whole by calamine, is refused
-//! above `MAX_ODS_CELLS` cells. The rendered text stops at `max_text_bytes` (the file then
+//! XLS is bounded by its format (65,536 × 256); ODS, which calamine builds as a dense grid,
+//! is refused when the grid its repeat attributes ask for exceeds `MAX_ODS_CELLS` cells
+//! (worked out from the XML first). The rendered text stops at `max_text_bytes` (the file then
 //! fails as too large, as other formats do), and the zip's declared sizes are checked
 //! before anything is inflated.
 
@@ -40,27 +42,15 @@ pub(super) enum Kind {
 /// XLSX and ODS are zips; XLS an OLE compound file with a Workbook stream.
 pub(super) fn kind(bytes: &[u8]) -> Option<Kind> {
     if bytes.starts_with(b"PK\x03\x04") {
-        let names = zip_names(bytes)?;
-        if names
-            .iter()
-            .any(|n| n == "xl/workbook.xml" || n == "xl/workbook.bin")
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+        if zip.index_for_name("xl/workbook.xml").is_some()
+            || zip.index_for_name("xl/workbook.bin").is_some()
         {
             return Some(Kind::Xlsx);
         }
-        if names.iter().any(|n| n == "mimetype") {
-            let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
-            let mut mimetype = String::new();
-            use std::io::Read;
-            zip.by_name("mimetype")
-                .ok()?
-                .take(100)
-                .read_to_string(&mut mimetype)
-                .ok()?;
-            if mimetype.trim() == "application/vnd.oasis.opendocument.spreadsheet" {
-                return Some(Kind::Ods);
-            }
-        }
-        return None;
+        let ods =
+            super::package::mimetype(&mut zip) == "application/vnd.oasis.opendocument.spreadsheet";
+        return ods.then_some(Kind::Ods);
     }
     if bytes.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
         // Word and PowerPoint use the same container; a workbook has its stream.
@@ -79,42 +69,34 @@ pub(super) fn kind(bytes: &[u8]) -> Option<Kind> {
     None
 }
 
-fn zip_names(bytes: &[u8]) -> Option<Vec<String>> {
-    let zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
-    Some(
-        zip.file_names()
-            .filter_map(|n| n.ok().map(|n| n.into_owned()))
-            .collect(),
-    )
-}
-
 /// The workbook's sheets as sections of text.
 pub(super) fn workbook(
     bytes: &[u8],
     kind: Kind,
     max_text_bytes: usize,
 ) -> Result<Vec<String>, ExtractError> {
-    let corrupt = |e: &dyn std::fmt::Display| {
-        let what = match kind {
-            Kind::Xlsx => "XLSX",
-            Kind::Xls => "XLS",
-            Kind::Ods => "ODS",
-        };
-        ExtractError::CorruptSpreadsheet(format!("{what}: {}", short(&e.to_string())))
+    let name = match kind {
+        Kind::Xlsx => "XLSX",
+        Kind::Xls => "XLS",
+        Kind::Ods => "ODS",
     };
+    let unreadable = |e: &dyn std::fmt::Display| corrupt(name, e);
     if kind != Kind::Xls {
-        check_zip_sizes(bytes, max_text_bytes)?;
+        check_zip_sizes(bytes, name, max_text_bytes)?;
     }
     let mut grids = Vec::new();
     match kind {
         Kind::Xlsx => {
-            let mut book = calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| corrupt(&e))?;
+            let mut book = calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
             for name in book.sheet_names() {
                 let mut cells = Cells::new(max_text_bytes);
                 let mut reader = book
                     .worksheet_cells_reader(&name)
-                    .map_err(|e| corrupt(&e))?;
-                while let Some(cell) = reader.next_cell_with_formula().map_err(|e| corrupt(&e))? {
+                    .map_err(|e| unreadable(&e))?;
+                while let Some(cell) = reader
+                    .next_cell_with_formula()
+                    .map_err(|e| unreadable(&e))?
+                {
                     let value = data_text(&Data::from(cell.value));
                     cells.push(cell.pos, value, cell.formula.as_deref())?;
                 }
@@ -128,9 +110,9 @@ pub(super) fn workbook(
                 check_ods_extent(bytes)?;
             }
             let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
-                .map_err(|e| corrupt(&e))?;
+                .map_err(|e| unreadable(&e))?;
             for name in book.sheet_names() {
-                let range = book.worksheet_range(&name).map_err(|e| corrupt(&e))?;
+                let range = book.worksheet_range(&name).map_err(|e| unreadable(&e))?;
                 let formulas = book.worksheet_formula(&name).ok();
                 let (top, left) = range.start().unwrap_or((0, 0));
                 let mut cells = Cells::new(max_text_bytes);
@@ -164,9 +146,7 @@ pub(super) fn delimited(
         .from_reader(text.as_bytes());
     let mut cells = Cells::new(max_text_bytes);
     for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| {
-            ExtractError::CorruptSpreadsheet(format!("CSV: {}", short(&e.to_string())))
-        })?;
+        let record = record.map_err(|e| corrupt("CSV", &e))?;
         for (col, field) in record.iter().enumerate() {
             cells.push((row as u32, col as u32), field.trim().to_string(), None)?;
         }
@@ -247,9 +227,7 @@ impl Cells {
 /// worked out from the XML first, and a file over `MAX_ODS_CELLS` refused.
 fn check_ods_extent(bytes: &[u8]) -> Result<(), ExtractError> {
     use quick_xml::events::Event;
-    let bad = |e: &dyn std::fmt::Display| {
-        ExtractError::CorruptSpreadsheet(format!("ODS: {}", short(&e.to_string())))
-    };
+    let bad = |e: &dyn std::fmt::Display| corrupt("ODS", e);
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(&e))?;
     let content = zip.by_name("content.xml").map_err(|e| bad(&e))?;
     let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(content));
@@ -299,9 +277,12 @@ fn check_ods_extent(bytes: &[u8]) -> Result<(), ExtractError> {
             Event::End(e) if e.name().as_ref() == "table:table" => {
                 let cells = last_row.saturating_mul(last_col);
                 if cells > MAX_ODS_CELLS as u64 {
-                    return Err(ExtractError::CorruptSpreadsheet(format!(
-                        "ODS: a sheet spans {last_row} × {last_col} cells, over {MAX_ODS_CELLS}"
-                    )));
+                    return Err(corrupt(
+                        "ODS",
+                        &format!(
+                            "a sheet spans {last_row} × {last_col} cells, over {MAX_ODS_CELLS}"
+                        ),
+                    ));
                 }
             }
             Event::Eof => return Ok(()),
@@ -399,15 +380,16 @@ fn data_text(value: &Data) -> String {
 
 /// Refuses a zip whose parts declare more than 8 × `max_text_bytes` inflated (markup is
 /// bulky, but not that bulky): a decompression bomb fails before calamine inflates it.
-fn check_zip_sizes(bytes: &[u8], max_text_bytes: usize) -> Result<(), ExtractError> {
+fn check_zip_sizes(
+    bytes: &[u8],
+    name: &'static str,
+    max_text_bytes: usize,
+) -> Result<(), ExtractError> {
     let limit = max_text_bytes.saturating_mul(8);
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| ExtractError::CorruptSpreadsheet(short(&e.to_string())))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt(name, &e))?;
     let mut total = 0u64;
     for i in 0..zip.len() {
-        let file = zip
-            .by_index_raw(i)
-            .map_err(|e| ExtractError::CorruptSpreadsheet(short(&e.to_string())))?;
+        let file = zip.by_index_raw(i).map_err(|e| corrupt(name, &e))?;
         total = total.saturating_add(file.size());
         if total > limit as u64 {
             return Err(ExtractError::Bomb(limit));
@@ -416,8 +398,12 @@ fn check_zip_sizes(bytes: &[u8], max_text_bytes: usize) -> Result<(), ExtractErr
     Ok(())
 }
 
-fn short(text: &str) -> String {
-    text.chars().take(200).collect()
+/// `corrupt or unreadable XLSX: …`, with the reader's reason cut to a line.
+fn corrupt(format: &'static str, reason: &dyn std::fmt::Display) -> ExtractError {
+    ExtractError::Corrupt {
+        format,
+        reason: reason.to_string().chars().take(200).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -544,8 +530,7 @@ and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="i
         assert!(matches!(err, ExtractError::TooLarge { .. }), "{err}");
         let err = workbook(b"PK\x03\x04 not really a zip", Kind::Xlsx, 1 << 20).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("corrupt or unreadable spreadsheet"),
+            err.to_string().starts_with("corrupt or unreadable XLSX: "),
             "{err}"
         );
     }
@@ -570,7 +555,7 @@ and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="i
         let err = workbook(&bytes, Kind::Ods, 1 << 20).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "corrupt or unreadable spreadsheet: ODS: a sheet spans 1000000 × 1000 cells, over 20000000"
+            "corrupt or unreadable ODS: a sheet spans 1000000 × 1000 cells, over 20000000"
         );
         // LibreOffice's own trailing empty rows and columns do not count.
         assert!(check_ods_extent(&fixture("book.ods")).is_ok());
