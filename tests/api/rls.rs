@@ -7,6 +7,15 @@ use crate::support::TestEnv;
 
 /// Counts rows of `table` visible to `user` through RLS, the way PostgREST runs queries.
 async fn visible(env: &TestEnv, user: Option<Uuid>, sql: &str) -> i64 {
+    as_user(env, user, sql).await
+}
+
+/// The one value `sql` returns to `user` (anonymous with `None`) through RLS, the way
+/// PostgREST runs a request: role `authenticated`, the JWT's claims, one transaction.
+pub(crate) async fn as_user<T>(env: &TestEnv, user: Option<Uuid>, sql: &str) -> T
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+{
     let mut conn = env.pool.acquire().await.unwrap();
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("set local role authenticated")
@@ -20,9 +29,9 @@ async fn visible(env: &TestEnv, user: Option<Uuid>, sql: &str) -> i64 {
             .await
             .unwrap();
     }
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await.unwrap();
+    let value: T = sqlx::query_scalar(sql).fetch_one(&mut *tx).await.unwrap();
     tx.rollback().await.unwrap();
-    n
+    value
 }
 
 #[tokio::test]

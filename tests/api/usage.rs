@@ -182,21 +182,9 @@ async fn three_services_and_a_kill_9_keep_usage_metrics_equal_to_usage_logs() {
     assert!(report.contains(&format!("organisation {org}")), "{report}");
 }
 
-/// Counts what `user` sees through RLS, the way PostgREST runs a request.
+/// What `user` sees through RLS, the way PostgREST runs a request.
 async fn visible(env: &TestEnv, user: Uuid, sql: &str) -> String {
-    let mut tx = env.pool.begin().await.unwrap();
-    sqlx::query("set local role authenticated")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("select set_config('request.jwt.claims', $1, true)")
-        .bind(serde_json::json!({ "sub": user, "role": "authenticated" }).to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let seen: String = sqlx::query_scalar(sql).fetch_one(&mut *tx).await.unwrap();
-    tx.rollback().await.unwrap();
-    seen
+    crate::rls::as_user(env, Some(user), sql).await
 }
 
 async fn log_usage(
