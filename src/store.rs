@@ -101,14 +101,26 @@ pub async fn complete_file(
         .await?;
     // Bulk insert through UNNEST: one statement and one round trip however many chunks,
     // with every value bound as a parameter. Sent in slices to keep each message modest.
+    // The vectors travel as one flat binary `real[]`, cut per row in SQL and cast to
+    // halfvec: a built-in type needs no named type lookup (which transaction poolers
+    // break), and neither side prints or parses 1,536 decimal numbers a chunk. f16 → f32
+    // is exact and the cast rounds back to the same f16, so the stored halfvec is the
+    // embedder's bit for bit.
     const ROWS_PER_STATEMENT: usize = 1000;
+    let dimension = vectors.first().map_or(0, |v| v.as_slice().len());
     let mut vectors = vectors.into_iter();
     for slice in chunks.chunks(ROWS_PER_STATEMENT) {
-        let embeddings: Vec<String> = vectors
-            .by_ref()
-            .take(slice.len())
-            .map(|v| vector_text(&v))
-            .collect();
+        let mut embeddings: Vec<f32> = Vec::with_capacity(slice.len() * dimension);
+        for vector in vectors.by_ref().take(slice.len()) {
+            // The embedder checked every vector against embedding.dimensions; a mixed
+            // length here would shift every later row's slice, so it is refused outright.
+            if vector.as_slice().len() != dimension {
+                return Err(QueueError::Database(sqlx::Error::Encode(
+                    "vectors of different dimensions for one file".into(),
+                )));
+            }
+            embeddings.extend(vector.as_slice().iter().map(|x| f32::from(*x)));
+        }
         let contents: Vec<&str> = slice.iter().map(|c| c.content.as_str()).collect();
         let indexes: Vec<i32> = slice.iter().map(|c| c.index).collect();
         let pages: Vec<Option<i32>> = slice.iter().map(|c| c.page_number).collect();
@@ -124,11 +136,13 @@ pub async fn complete_file(
                                           chunk_index, page_number, heading, token_count,
                                           embedding, metadata, content_hash)
              select $1, $2, $3, $4, c.content, c.chunk_index, c.page_number, c.heading,
-                    c.token_count, c.embedding::halfvec, c.metadata, c.content_hash
+                    c.token_count,
+                    ($10::real[])[(c.row - 1) * $13 + 1 : c.row * $13]::halfvec,
+                    c.metadata, c.content_hash
              from unnest($5::text[], $6::int[], $7::int[], $8::text[], $9::int[],
-                         $10::text[], $11::jsonb[], $12::text[])
-                  as c(content, chunk_index, page_number, heading, token_count, embedding,
-                       metadata, content_hash)",
+                         $11::jsonb[], $12::text[]) with ordinality
+                  as c(content, chunk_index, page_number, heading, token_count,
+                       metadata, content_hash, row)",
         )
         .persistent(false)
         .bind(file.id)
@@ -143,6 +157,7 @@ pub async fn complete_file(
         .bind(&embeddings)
         .bind(&metadata)
         .bind(&hashes)
+        .bind(dimension as i32)
         .execute(&mut *tx)
         .await?;
     }
@@ -200,8 +215,9 @@ pub async fn previous_vectors(
     model: &str,
 ) -> Result<HashMap<String, HalfVector>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "select content_hash, embedding::text from document_chunks
+    // Binary `real[]`, as vectors are written (see `complete_file`): exact, and no parsing.
+    let rows: Vec<(String, Vec<f32>)> = sqlx::query_as(
+        "select content_hash, embedding::real[] from document_chunks
          where file_id = $1 and user_id = $2 and org_id is not distinct from $3
            and embedding_model = $4 and content_hash is not null",
     )
@@ -215,18 +231,14 @@ pub async fn previous_vectors(
     tx.commit().await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(hash, text)| parse_vector(&text).map(|v| (hash, v)))
+        .map(|(hash, values)| {
+            let vector = values
+                .into_iter()
+                .map(half::f16::from_f32)
+                .collect::<Vec<_>>();
+            (hash, HalfVector::from(vector))
+        })
         .collect())
-}
-
-/// pgvector's text form back to a vector; `None` if it is not one.
-fn parse_vector(text: &str) -> Option<HalfVector> {
-    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
-    inner
-        .split(',')
-        .map(|t| t.trim().parse::<f32>().ok().map(half::f16::from_f32))
-        .collect::<Option<Vec<_>>>()
-        .map(HalfVector::from)
 }
 
 /// `document_chunks.metadata`: where the chunk is in `files.extracted_text`, the page it
@@ -293,15 +305,5 @@ mod tests {
             parsed.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
-        // And what Postgres prints comes back the same way.
-        let back = parse_vector(&text).unwrap();
-        assert_eq!(
-            back.as_slice()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect::<Vec<_>>(),
-            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
-        assert!(parse_vector("[1,x]").is_none());
     }
 }

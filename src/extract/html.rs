@@ -23,6 +23,24 @@ const SKIP_ROLES: &[&str] = &[
     "complementary",
 ];
 
+/// Class or id names that mark a sidebar, footer or breadcrumb trail on pages that use
+/// neither HTML5's elements nor ARIA roles for them (Django's documentation theme, many
+/// older sites). Whole names only: "footer" drops `<div id="footer">`, not `class="footnotes"`.
+const CHROME_NAMES: &[&str] = &[
+    "sidebar",
+    "footer",
+    "site-footer",
+    "breadcrumb",
+    "breadcrumbs",
+    "pagination",
+];
+
+/// Characters that separate the links of a navigation bar ("« previous | up | next »").
+const BAR_SEPARATORS: &[char] = &[
+    '|', '«', '»', '‹', '›', '·', '•', '/', '-', '–', '—', ':', '<', '>', '←', '→', '[', ']', '(',
+    ')', ',',
+];
+
 /// Elements that start a new line.
 const BLOCKS: &[&str] = &[
     "p",
@@ -65,7 +83,13 @@ fn walk(element: ElementRef<'_>, out: &mut String) {
         .value()
         .attr("role")
         .is_some_and(|role| SKIP_ROLES.contains(&role.trim()));
-    if SKIP.contains(&name) || chrome || is_permalink(element) || is_local_toc(element) {
+    if SKIP.contains(&name)
+        || chrome
+        || is_marked_chrome(element)
+        || is_permalink(element)
+        || is_local_toc(element)
+        || is_link_bar(element)
+    {
         return;
     }
     if let Some(level) = heading_level(name) {
@@ -164,6 +188,48 @@ fn is_permalink(element: ElementRef<'_>) -> bool {
     });
     let text: String = element.text().collect();
     marked || matches!(text.trim(), "" | "¶" | "#" | "§" | "🔗")
+}
+
+/// An element whose class or id names it as a sidebar, footer or breadcrumb trail.
+fn is_marked_chrome(element: ElementRef<'_>) -> bool {
+    let el = element.value();
+    el.classes().chain(el.id()).any(|name| {
+        CHROME_NAMES
+            .iter()
+            .any(|chrome| name.eq_ignore_ascii_case(chrome))
+    })
+}
+
+/// A navigation bar: a line of two or more links with nothing between them but separators
+/// ("Home | Contents | Index", "« previous | up | next »"). A sentence that contains links
+/// has words outside them and stays.
+fn is_link_bar(element: ElementRef<'_>) -> bool {
+    let el = element.value();
+    if !matches!(el.name(), "div" | "p" | "span" | "td") {
+        return false;
+    }
+    let mut links = 0;
+    for node in element.descendants() {
+        match node.value() {
+            Node::Element(e) if e.name() == "a" => links += 1,
+            Node::Element(e) if heading_level(e.name()).is_some() => return false,
+            Node::Text(t) => {
+                let in_link = node
+                    .ancestors()
+                    .take_while(|a| a.id() != element.id())
+                    .any(|a| a.value().as_element().is_some_and(|e| e.name() == "a"));
+                if !in_link
+                    && !t
+                        .chars()
+                        .all(|c| c.is_whitespace() || BAR_SEPARATORS.contains(&c))
+                {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    links >= 2
 }
 
 /// A list whose every word is a link to an anchor on the same page: a table of contents.
@@ -286,6 +352,28 @@ mod tests {
         assert_eq!(
             md,
             "# FAQ\n\n## Why is the sky blue?\n\nRayleigh scattering. See below and this.\n\n- Only links, but with words too\n\n- B\n\nterm\n\nmeaning"
+        );
+    }
+
+    /// Django's documentation theme: no HTML5 chrome elements and no roles on its bars, a
+    /// sidebar and footer named by id, and link bars separated by "|" and "«»". A paragraph
+    /// with a link inside a sentence, and a list of links, are content and stay.
+    #[test]
+    fn link_bars_and_named_sidebars_are_dropped() {
+        let html = r##"<html><body><div id="hd"><h1>Docs</h1>
+          <div id="global-nav"><a href="/">Home</a> | <a href="/c">Table of contents</a> |
+            <a href="/i">Index</a></div>
+          <div class="nav">« <a href="m.html">previous</a> | <a href="u.html">up</a> |
+            <a href="n.html">next</a> »</div></div>
+          <div id="bd"><h1>FAQ: The admin</h1>
+          <p>See <a href="/wsgi">serving the admin files</a> in the <a href="/h">mod_wsgi</a> guide.</p>
+          <ul><li><a href="/a">Apache</a></li><li><a href="/n">nginx</a></li></ul></div>
+          <div class="yui-b" id="sidebar"><h3>Last update:</h3><p>Nov 11, 2026</p></div>
+          <div class="footer">© Django</div>
+          <div class="footnotes"><p>1. A footnote.</p></div></body></html>"##;
+        assert_eq!(
+            to_markdown(html),
+            "# Docs\n\n# FAQ: The admin\n\nSee serving the admin files in the mod_wsgi guide.\n\n- Apache\n\n- nginx\n\n1. A footnote."
         );
     }
 }

@@ -119,6 +119,32 @@ async fn fixtures_become_chunks_with_pages_headings_and_exact_usage() {
             .unwrap();
     assert_eq!(models, vec!["text-embedding-3-small".to_string()]);
 
+    // Every stored vector is the provider's, rounded to f16 and nothing else: the multiset
+    // of stored vectors equals the fake's vectors for the inputs it received.
+    let bits = |v: &[f32]| -> Vec<u16> {
+        v.iter()
+            .map(|x| half::f16::from_f32(*x).to_bits())
+            .collect()
+    };
+    let mut stored: Vec<Vec<u16>> =
+        sqlx::query_scalar::<_, Vec<f32>>("select embedding::real[] from document_chunks")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| bits(v))
+            .collect();
+    let mut sent: Vec<Vec<u16>> = env
+        .fake
+        .received()
+        .iter()
+        .map(|input| bits(&crate::support::fake_openai::embed_text(input, DIMENSIONS)))
+        .collect();
+    stored.sort();
+    sent.sort();
+    assert_eq!(stored.len(), sent.len());
+    assert!(stored == sent, "stored vectors differ from the provider's");
+
     // Usage: one row per file, tokens exactly what the fake billed, cost = tokens x price.
     let rows: Vec<(Uuid, i64, bool, String, serde_json::Value)> = sqlx::query_as(
         "select user_id, tokens_used, cost_usd = tokens_used * 0.02 / 1000000, action, metadata

@@ -209,12 +209,26 @@ async fn eight_migrates_at_once_on_a_new_database_all_succeed() {
         .await
         .unwrap();
     assert_eq!(versions, ragworker::db::MIGRATOR.iter().count() as i64);
-    let locks: i64 =
-        sqlx::query_scalar("select count(*) from pg_locks where locktype = 'advisory'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(locks, 0, "no advisory lock is left behind");
+    // A session lock dies with its session; behind a session pooler that is when PgBouncer
+    // resets the server connection (DISCARD ALL), a moment after the client has gone, so
+    // the check waits for it rather than racing it.
+    wait_until(
+        Duration::from_secs(10),
+        "no advisory lock left behind",
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "select count(*) from pg_locks where locktype = 'advisory'",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                    == 0
+            }
+        },
+    )
+    .await;
     pool.close().await;
 }
 
