@@ -53,10 +53,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
-/// Bumped whenever the same text and settings would make different chunks (a change to the
-/// rules in `outline` or `pack`): files processed under another version are chunked again
-/// rather than kept as they are.
-pub const CHUNKER_VERSION: u32 = 2;
+/// Bumped whenever the same bytes and settings would make different chunks: a change to the
+/// rules in `outline` or `pack`, or to what an extractor reads from a file (3: HTML link
+/// bars and named sidebars dropped, PDF and office-format reading). Files processed under
+/// another version are chunked again rather than kept as they are; the vectors of chunks
+/// whose text did not change are reused, so only changed chunks are paid for.
+pub const CHUNKER_VERSION: u32 = 3;
 
 /// Everything chunking produces for one file.
 #[derive(Debug, Clone)]
