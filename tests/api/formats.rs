@@ -305,3 +305,117 @@ async fn slides_opendocument_epub_rtf_and_email_reach_their_chunks_with_pages_an
         Some("This is a test message")
     );
 }
+
+/// Every format answers a question through search: one user's library holds a file of each
+/// new format (and the older ones), and a question asked in words of one passage brings
+/// that passage first, from the right file, with its page (slide, sheet) and heading.
+#[tokio::test]
+async fn a_question_finds_its_passage_in_every_format() {
+    use ragworker::search::{search, Scope};
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    for name in [
+        "pptx-table.pptx",
+        "odp-ol.odp",
+        "odt-simpletable.odt",
+        "live-manual.epub",
+        "rtf-accents.rtf",
+        "email/msg_01.eml",
+        "sheets/founders.xlsx",
+        "sheets/book.ods",
+        "ocr/typewriter.png",
+        "handbook.pdf",
+        "guide.md",
+        "report.docx",
+    ] {
+        env.enqueue_path(user, &fixture(name)).await;
+    }
+    env.drain().await;
+    let w = &env.worker;
+    // (question, file, page, heading that must contain, text the passage must contain). The
+    // fake provider's vectors are bags of words, so a question shares words with its passage
+    // only (a question saying "slide" would match every slide's heading).
+    let cases: [(&str, &str, Option<i32>, &str, &str); 8] = [
+        (
+            "Where are unladen swallows and custom margins mentioned?",
+            "pptx-table.pptx",
+            Some(1),
+            "Slide 1",
+            "unladen swallows",
+        ),
+        (
+            "Which sheet is the second sheet of the book?",
+            "book.ods",
+            None,
+            "Sheet2",
+            "second",
+        ),
+        (
+            "first name, last name and gpa of Thomas Jefferson",
+            "founders.xlsx",
+            None,
+            "Feuille1",
+            "last_name: Jefferson; gpa: 50",
+        ),
+        (
+            "Is the manual a single access point for the documentation?",
+            "live-manual.epub",
+            None,
+            "About this manual",
+            "single access point",
+        ),
+        (
+            "Which list counts Draytsn after Tsvelf?",
+            "odp-ol.odp",
+            Some(1),
+            "OL",
+            "Tsvelf",
+        ),
+        (
+            "Do you like this message?",
+            "msg_01.eml",
+            None,
+            "This is a test message",
+            "like this message",
+        ),
+        (
+            "Where does one go to a café où on ne fume pas?",
+            "rtf-accents.rtf",
+            None,
+            "",
+            "café où on ne fume pas",
+        ),
+        (
+            "Hoe maak je linzensoep met linzen, uien en kerrie?",
+            "typewriter.png",
+            Some(1),
+            "",
+            "kerrie",
+        ),
+    ];
+    for (question, file, page, heading, needle) in cases {
+        let (hits, _) = search(
+            &env.pool,
+            &w.embedder,
+            &w.settings.embedding,
+            &w.chunker,
+            user,
+            Scope::User,
+            question,
+            0.0,
+            3,
+        )
+        .await
+        .unwrap();
+        let top = &hits[0];
+        assert_eq!(top.file_name, file, "{question}: {hits:#?}");
+        assert!(top.content.contains(needle), "{question}: {}", top.content);
+        // Slides and pictures are pages; a sheet is a heading, not a page.
+        assert_eq!(top.page_number, page, "{question}");
+        let top_heading = top.heading.clone().unwrap_or_default();
+        assert!(
+            top_heading.contains(heading),
+            "{question}: heading {top_heading:?}"
+        );
+    }
+}
