@@ -97,9 +97,16 @@ pub(super) fn pdf_pages(
     sections: &mut [Section],
     settings: &OcrSettings,
 ) -> Result<(), ExtractError> {
-    let blank: Vec<usize> = (0..sections.len())
+    let mut blank: Vec<usize> = (0..sections.len())
         .filter(|&i| sections[i].text.trim().is_empty())
         .collect();
+    if blank.is_empty() {
+        return Ok(());
+    }
+    // A typeset document's intentionally blank pages draw nothing at all: rendering and
+    // reading them would cost seconds each to find nothing, and count against max_pages.
+    let empty = pages_drawing_nothing(bytes);
+    blank.retain(|&i| sections[i].page.is_none_or(|page| !empty.contains(&page)));
     if blank.is_empty() {
         return Ok(());
     }
@@ -137,6 +144,37 @@ pub(super) fn pdf_pages(
         sections[i] = Section::from_ocr(text, page);
     }
     Ok(())
+}
+
+/// Content-stream operators that put marks on a page: text (shown in a font the text layer
+/// could not read, which OCR can), paths filled or stroked, images, forms and shadings.
+const PAINTING: &[&str] = &[
+    "Tj", "TJ", "'", "\"", "f", "F", "f*", "B", "B*", "b", "b*", "S", "s", "sh", "Do", "BI",
+];
+
+/// The pages (numbered from 1) whose content streams paint nothing. A page whose content
+/// cannot be read is not among them: OCR is then tried, as before.
+fn pages_drawing_nothing(bytes: &[u8]) -> Vec<i32> {
+    /// Bound on a page's decompressed content, against compression bombs.
+    const MAX_CONTENT: usize = 64 << 20;
+    let Ok(doc) = lopdf::Document::load_mem(bytes) else {
+        return Vec::new();
+    };
+    doc.get_pages()
+        .into_iter()
+        .filter(|(_, id)| {
+            doc.get_page_content_with_limit(*id, MAX_CONTENT)
+                .ok()
+                .and_then(|content| lopdf::content::Content::decode(&content).ok())
+                .is_some_and(|content| {
+                    !content
+                        .operations
+                        .iter()
+                        .any(|op| PAINTING.contains(&op.operator.as_str()))
+                })
+        })
+        .map(|(number, _)| number as i32)
+        .collect()
 }
 
 /// Names the page in an OCR error.
@@ -288,6 +326,59 @@ mod tests {
             page_timeout_secs: 60,
             max_pages: 50,
         }
+    }
+
+    /// A PDF whose pages have these content streams (and no text layer).
+    fn pdf_with_pages(contents: &[&str]) -> Vec<u8> {
+        use lopdf::{dictionary, Object, Stream};
+        let mut doc = lopdf::Document::with_version("1.5");
+        let pages_id = doc.new_object_id();
+        let kids: Vec<Object> = contents
+            .iter()
+            .map(|content| {
+                let stream =
+                    doc.add_object(Stream::new(dictionary! {}, content.as_bytes().to_vec()));
+                doc.add_object(dictionary! {
+                    "Type" => "Page",
+                    "Parent" => pages_id,
+                    "MediaBox" => vec![0.into(), 0.into(), 200.into(), 200.into()],
+                    "Contents" => stream,
+                })
+                .into()
+            })
+            .collect();
+        let count = kids.len() as i64;
+        doc.objects.insert(
+            pages_id,
+            Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }),
+        );
+        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+        doc.trailer.set("Root", catalog);
+        let mut out = Vec::new();
+        doc.save_to(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn pages_that_draw_nothing_are_not_sent_to_ocr() {
+        let pdf = pdf_with_pages(&[
+            "",
+            "q 1 0 0 1 0 0 cm Q",
+            "0 0 10 10 re f",
+            "q 100 0 0 100 0 0 cm /Im0 Do Q",
+        ]);
+        assert_eq!(pages_drawing_nothing(&pdf), vec![1, 2]);
+        // Two blank pages and no budget for OCR: nothing is rendered, nothing fails.
+        let mut sections = vec![
+            Section::new(String::new(), Some(1)),
+            Section::new(String::new(), Some(2)),
+        ];
+        let pdf = pdf_with_pages(&["", "q Q"]);
+        let mut s = settings();
+        s.max_pages = 0;
+        pdf_pages(&pdf, &mut sections, &s).unwrap();
+        assert!(sections.iter().all(|s| s.text.is_empty() && !s.ocr));
+        assert!(pages_drawing_nothing(b"not a pdf").is_empty());
     }
 
     #[test]
