@@ -697,6 +697,53 @@ mod tests {
         assert!(doc.sections[0].text.contains("Lighthouse Keeping Handbook"));
     }
 
+    /// A scan with a page number stamped on it as text, as scanners and Bates stamping tools
+    /// write them: the thin text layer does not stop the page from being read by OCR.
+    #[test]
+    fn a_scan_under_a_stamped_page_number_is_read_by_ocr() {
+        use lopdf::{dictionary, Object, Stream};
+        let mut doc = lopdf::Document::load_mem(&fixture("ocr/linn.pdf")).unwrap();
+        let page = *doc.get_pages().get(&1).unwrap();
+        let font = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+        });
+        let stamp = doc.add_object(Stream::new(
+            dictionary! {},
+            b"BT /Stamp 9 Tf 20 20 Td (ACME-000123) Tj ET".to_vec(),
+        ));
+        let (own, refs) = doc.get_page_resources(page).unwrap();
+        let mut resources = own
+            .cloned()
+            .or_else(|| {
+                refs.first()
+                    .map(|r| doc.get_dictionary(*r).unwrap().clone())
+            })
+            .unwrap_or_default();
+        resources.set("Font", dictionary! { "Stamp" => font });
+        let page_dict = doc.get_dictionary_mut(page).unwrap();
+        let contents = match page_dict.get(b"Contents").unwrap().clone() {
+            Object::Array(mut items) => {
+                items.push(stamp.into());
+                items
+            }
+            one => vec![one, stamp.into()],
+        };
+        page_dict.set("Contents", contents);
+        page_dict.set("Resources", resources);
+        let mut bytes = Vec::new();
+        doc.save_to(&mut bytes).unwrap();
+
+        let without = extract(&bytes, "stamped.pdf", None, 1 << 20).unwrap();
+        assert!(without.sections[0].text.contains("ACME-000123"));
+        let read = extract_with(&bytes, "stamped.pdf", None, &ocr_on()).unwrap();
+        assert!(read.sections[0].ocr);
+        assert!(
+            read.sections[0].text.contains("LinnSequencer"),
+            "{}",
+            read.sections[0].text
+        );
+    }
+
     #[test]
     fn without_ocr_scans_and_images_say_how_to_read_them() {
         let mut settings = ocr_on();

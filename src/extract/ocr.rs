@@ -97,16 +97,28 @@ pub(super) fn pdf_pages(
     sections: &mut [Section],
     settings: &OcrSettings,
 ) -> Result<(), ExtractError> {
-    let mut blank: Vec<usize> = (0..sections.len())
-        .filter(|&i| sections[i].text.trim().is_empty())
-        .collect();
-    if blank.is_empty() {
+    let thin =
+        |s: &Section| s.text.chars().filter(|c| !c.is_whitespace()).count() < THIN_TEXT_CHARS;
+    if !sections.iter().any(thin) {
         return Ok(());
     }
-    // A typeset document's intentionally blank pages draw nothing at all: rendering and
-    // reading them would cost seconds each to find nothing, and count against max_pages.
-    let empty = pages_drawing_nothing(bytes);
-    blank.retain(|&i| sections[i].page.is_none_or(|page| !empty.contains(&page)));
+    let marks = page_marks(bytes);
+    let mark = |s: &Section| s.page.and_then(|page| marks.get(&page)).copied();
+    let blank: Vec<usize> = (0..sections.len())
+        .filter(|&i| {
+            let s = &sections[i];
+            if s.text.trim().is_empty() {
+                // A typeset document's intentionally blank pages paint nothing at all:
+                // reading them would cost seconds each to find nothing, and count
+                // against max_pages. A page that could not be analysed is read.
+                mark(s).is_none_or(|m| m.paints)
+            } else {
+                // A scan with a thin text layer stamped on it (a page number, a Bates
+                // number, a date) is still a scan.
+                thin(s) && mark(s).is_some_and(|m| m.page_sized_image)
+            }
+        })
+        .collect();
     if blank.is_empty() {
         return Ok(());
     }
@@ -146,34 +158,87 @@ pub(super) fn pdf_pages(
     Ok(())
 }
 
+/// A page with fewer non-blank characters in its text layer than this, over a page-sized
+/// image, is read by OCR: the text is a stamp on a scan, not the page's text.
+const THIN_TEXT_CHARS: usize = 40;
+
+/// An image of at least this many pixels is taken for a scan of the whole page (a letter
+/// page at 100 dpi is 935,000; figures in typeset documents are mostly smaller).
+const PAGE_IMAGE_PIXELS: i64 = 800_000;
+
 /// Content-stream operators that put marks on a page: text (shown in a font the text layer
 /// could not read, which OCR can), paths filled or stroked, images, forms and shadings.
 const PAINTING: &[&str] = &[
     "Tj", "TJ", "'", "\"", "f", "F", "f*", "B", "B*", "b", "b*", "S", "s", "sh", "Do", "BI",
 ];
 
-/// The pages (numbered from 1) whose content streams paint nothing. A page whose content
-/// cannot be read is not among them: OCR is then tried, as before.
-fn pages_drawing_nothing(bytes: &[u8]) -> Vec<i32> {
+/// What a page's content stream puts on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Marks {
+    /// Any painting operator at all.
+    paints: bool,
+    /// An image XObject of at least PAGE_IMAGE_PIXELS is drawn.
+    page_sized_image: bool,
+}
+
+/// The marks of each page (numbered from 1) whose content stream could be read; a page
+/// missing from the map is treated as before this analysis (read by OCR if it has no text).
+fn page_marks(bytes: &[u8]) -> std::collections::HashMap<i32, Marks> {
     /// Bound on a page's decompressed content, against compression bombs.
     const MAX_CONTENT: usize = 64 << 20;
     let Ok(doc) = lopdf::Document::load_mem(bytes) else {
-        return Vec::new();
+        return Default::default();
+    };
+    let pixels = |name: &[u8], resources: &lopdf::Dictionary| -> Option<i64> {
+        let xobjects = match resources.get(b"XObject").ok()? {
+            lopdf::Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+            lopdf::Object::Dictionary(d) => d,
+            _ => return None,
+        };
+        let id = xobjects.get(name).ok()?.as_reference().ok()?;
+        let image = doc.get_object(id).ok()?.as_stream().ok()?;
+        if image.dict.get(b"Subtype").ok()?.as_name().ok()? != b"Image" {
+            return None;
+        }
+        let width = image.dict.get(b"Width").ok()?.as_i64().ok()?;
+        let height = image.dict.get(b"Height").ok()?.as_i64().ok()?;
+        Some(width.saturating_mul(height))
     };
     doc.get_pages()
         .into_iter()
-        .filter(|(_, id)| {
-            doc.get_page_content_with_limit(*id, MAX_CONTENT)
-                .ok()
-                .and_then(|content| lopdf::content::Content::decode(&content).ok())
-                .is_some_and(|content| {
-                    !content
-                        .operations
-                        .iter()
-                        .any(|op| PAINTING.contains(&op.operator.as_str()))
-                })
+        .filter_map(|(number, id)| {
+            let content = doc.get_page_content_with_limit(id, MAX_CONTENT).ok()?;
+            let content = lopdf::content::Content::decode(&content).ok()?;
+            let resources = doc.get_page_resources(id).ok().map(|(own, refs)| {
+                own.into_iter()
+                    .chain(refs.iter().filter_map(|r| doc.get_dictionary(*r).ok()))
+                    .collect::<Vec<_>>()
+            });
+            let paints = content
+                .operations
+                .iter()
+                .any(|op| PAINTING.contains(&op.operator.as_str()));
+            let page_sized_image = content.operations.iter().any(|op| {
+                op.operator == "Do"
+                    && op
+                        .operands
+                        .first()
+                        .and_then(|o| o.as_name().ok())
+                        .is_some_and(|name| {
+                            resources
+                                .iter()
+                                .flatten()
+                                .any(|r| pixels(name, r).is_some_and(|p| p >= PAGE_IMAGE_PIXELS))
+                        })
+            });
+            Some((
+                number as i32,
+                Marks {
+                    paints,
+                    page_sized_image,
+                },
+            ))
         })
-        .map(|(number, _)| number as i32)
         .collect()
 }
 
@@ -367,7 +432,9 @@ mod tests {
             "0 0 10 10 re f",
             "q 100 0 0 100 0 0 cm /Im0 Do Q",
         ]);
-        assert_eq!(pages_drawing_nothing(&pdf), vec![1, 2]);
+        let marks = page_marks(&pdf);
+        let paints: Vec<bool> = (1..=4).map(|p| marks[&p].paints).collect();
+        assert_eq!(paints, vec![false, false, true, true]);
         // Two blank pages and no budget for OCR: nothing is rendered, nothing fails.
         let mut sections = vec![
             Section::new(String::new(), Some(1)),
@@ -378,7 +445,7 @@ mod tests {
         s.max_pages = 0;
         pdf_pages(&pdf, &mut sections, &s).unwrap();
         assert!(sections.iter().all(|s| s.text.is_empty() && !s.ocr));
-        assert!(pages_drawing_nothing(b"not a pdf").is_empty());
+        assert!(page_marks(b"not a pdf").is_empty());
     }
 
     #[test]
