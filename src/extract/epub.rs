@@ -182,7 +182,7 @@ mod tests {
             texts,
             [
                 "# Chapter Two\n\nCafé at noon.",
-                "# Chapter One\n\nIt was a dark night.\n\n## Later\n\nDawn 1 came."
+                "# Chapter One\n\nIt was a dark night.\n\n## Later\n\nDawn came."
             ]
         );
     }

@@ -168,8 +168,8 @@ fn heading_text(element: ElementRef<'_>, out: &mut String) {
     }
 }
 
-/// Marks that documentation generators put beside headings and terms to link to them:
-/// an in-page link whose class says so or whose text is only a symbol.
+/// Marks that documentation generators put beside headings, terms and paragraphs to link to
+/// them: an in-page link whose class says so, or whose text is only a symbol or a number.
 fn is_permalink(element: ElementRef<'_>) -> bool {
     let el = element.value();
     if el.name() != "a" || !el.attr("href").is_some_and(|h| h.starts_with('#')) {
@@ -187,7 +187,11 @@ fn is_permalink(element: ElementRef<'_>) -> bool {
         )
     });
     let text: String = element.text().collect();
-    marked || matches!(text.trim(), "" | "¶" | "#" | "§" | "🔗")
+    let text = text.trim();
+    // A bare number linking within the page is a paragraph's own citation number (SiSU's
+    // EPUBs number every paragraph) or a footnote mark: noise in the sentence it sits in.
+    let number = !text.is_empty() && text.len() <= 6 && text.bytes().all(|b| b.is_ascii_digit());
+    marked || number || matches!(text, "" | "¶" | "#" | "§" | "🔗")
 }
 
 /// An element whose class or id names it as a sidebar, footer or breadcrumb trail.
@@ -374,6 +378,21 @@ mod tests {
         assert_eq!(
             to_markdown(html),
             "# Docs\n\n# FAQ: The admin\n\nSee serving the admin files in the mod_wsgi guide.\n\n- Apache\n\n- nginx\n\n1. A footnote."
+        );
+    }
+
+    /// SiSU's EPUB chapters (Debian's live-manual) number every paragraph with a link to
+    /// itself; footnote marks are in-page numbers too. Neither is the paragraph's text.
+    #[test]
+    fn paragraph_numbers_and_footnote_marks_are_dropped() {
+        let html = r##"<html><body>
+          <div class="substance"><label class="ocn"><a href="#o980" class="lnkocn">980</a></label>
+          <p class="i0" id="o980">Improve your statements.</p></div>
+          <p>Tides follow the moon<a href="#fn1">1</a> and <a href="/sun">the sun</a>, as 2024 showed.</p>
+          </body></html>"##;
+        assert_eq!(
+            to_markdown(html),
+            "Improve your statements.\n\nTides follow the moon and the sun, as 2024 showed."
         );
     }
 }
