@@ -311,7 +311,6 @@ async fn slides_opendocument_epub_rtf_and_email_reach_their_chunks_with_pages_an
 /// that passage first, from the right file, with its page (slide, sheet) and heading.
 #[tokio::test]
 async fn a_question_finds_its_passage_in_every_format() {
-    use ragworker::search::{search, Scope};
     let env = TestEnv::start().await;
     let user = Uuid::new_v4();
     for name in [
@@ -331,7 +330,6 @@ async fn a_question_finds_its_passage_in_every_format() {
         env.enqueue_path(user, &fixture(name)).await;
     }
     env.drain().await;
-    let w = &env.worker;
     // (question, file, page, heading that must contain, text the passage must contain). The
     // fake provider's vectors are bags of words, so a question shares words with its passage
     // only (a question saying "slide" would match every slide's heading).
@@ -394,19 +392,7 @@ async fn a_question_finds_its_passage_in_every_format() {
         ),
     ];
     for (question, file, page, heading, needle) in cases {
-        let (hits, _) = search(
-            &env.pool,
-            &w.embedder,
-            &w.settings.embedding,
-            &w.chunker,
-            user,
-            Scope::User,
-            question,
-            0.0,
-            3,
-        )
-        .await
-        .unwrap();
+        let (hits, _) = env.ask(user, question, 3).await;
         let top = &hits[0];
         assert_eq!(top.file_name, file, "{question}: {hits:#?}");
         assert!(top.content.contains(needle), "{question}: {}", top.content);

@@ -1,4 +1,3 @@
-use ragworker::search::{search, Scope};
 use ragworker::worker::Outcome;
 use uuid::Uuid;
 
@@ -185,7 +184,6 @@ async fn search_returns_the_passage_that_answers_the_question() {
         env.enqueue(user, f).await;
     }
     env.drain().await;
-    let w = &env.worker;
     let cases = [
         (
             "How long does the foghorn blast in dense fog?",
@@ -213,19 +211,7 @@ async fn search_returns_the_passage_that_answers_the_question() {
         ),
     ];
     for (query, file, page, needle) in cases {
-        let (hits, usage) = search(
-            &env.pool,
-            &w.embedder,
-            &w.settings.embedding,
-            &w.chunker,
-            user,
-            Scope::User,
-            query,
-            0.0,
-            3,
-        )
-        .await
-        .unwrap();
+        let (hits, usage) = env.ask(user, query, 3).await;
         let top = &hits[0];
         assert_eq!(top.file_name, file, "{query}: {hits:#?}");
         assert_eq!(top.page_number, page, "{query}");
@@ -234,19 +220,7 @@ async fn search_returns_the_passage_that_answers_the_question() {
         assert!(usage.tokens > 0);
     }
     // Another user's search sees none of these chunks.
-    let (hits, _) = search(
-        &env.pool,
-        &w.embedder,
-        &w.settings.embedding,
-        &w.chunker,
-        Uuid::new_v4(),
-        Scope::User,
-        "foghorn",
-        0.0,
-        3,
-    )
-    .await
-    .unwrap();
+    let (hits, _) = env.ask(Uuid::new_v4(), "foghorn", 3).await;
     assert!(hits.is_empty());
 }
 

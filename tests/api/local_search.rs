@@ -2,7 +2,7 @@
 //! S3 and no embeddings API. A question finds the passage that answers it.
 
 use ragworker::embed::Usage;
-use ragworker::search::{search, Hit, Scope};
+use ragworker::search::Hit;
 use ragworker::worker::Outcome;
 use uuid::Uuid;
 
@@ -33,20 +33,7 @@ overlap_tokens = 8
 
 /// The user's three best chunks for a question, and what embedding it cost.
 async fn ask(env: &TestEnv, user: Uuid, question: &str) -> (Vec<Hit>, Usage) {
-    let worker = &env.worker;
-    search(
-        &env.pool,
-        &worker.embedder,
-        &worker.settings.embedding,
-        &worker.chunker,
-        user,
-        Scope::User,
-        question,
-        0.0,
-        3,
-    )
-    .await
-    .unwrap()
+    env.ask(user, question, 3).await
 }
 
 #[tokio::test]

@@ -80,6 +80,30 @@ fn merge(base: &mut toml::Table, extra: toml::Table) {
 }
 
 impl TestEnv {
+    /// The user's `limit` best chunks for a question over all their files, as `ragworker
+    /// search` finds them, and what embedding the question cost.
+    pub async fn ask(
+        &self,
+        user: Uuid,
+        question: &str,
+        limit: i32,
+    ) -> (Vec<ragworker::search::Hit>, ragworker::embed::Usage) {
+        let worker = &self.worker;
+        ragworker::search::search(
+            &self.pool,
+            &worker.embedder,
+            &worker.settings.embedding,
+            &worker.chunker,
+            user,
+            ragworker::search::Scope::User,
+            question,
+            0.0,
+            limit,
+        )
+        .await
+        .unwrap()
+    }
+
     pub async fn start() -> Self {
         Self::with_config("").await
     }
