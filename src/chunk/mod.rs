@@ -408,6 +408,49 @@ mod tests {
         assert!(last.content.starts_with("Tides") && last.content.ends_with("Twice a day."));
     }
 
+    /// A lead-in line, a blank line, then a list that nearly fills a chunk on its own (how a
+    /// PDF's "… the following capabilities:" reads): the splitter keeps the list whole, so
+    /// the lead-in would be a chunk of its own, the heading and one line. It is cut at the
+    /// line nearest the middle instead, and the lead-in keeps the first items with it.
+    #[test]
+    fn a_lead_in_before_a_long_list_is_not_left_alone() {
+        let c = chunker(64, 8);
+        let items: String = [
+            "Symbolic assembly and disassembly of memory contents.",
+            "Numeric examination and modification of any simulated device.",
+            "Numeric search on both memory and device data.",
+            "Visibility to simulator internal structures such as the event queue.",
+            "An unlimited number of instruction breakpoints.",
+            "Proceed counts on breakpoints.",
+        ]
+        .iter()
+        .map(|item| format!("- {item}\n"))
+        .collect();
+        let text = format!(
+            "Debugging\n\nMost simulators provide the following debugging capabilities:\n\n{items}"
+        );
+        let heading_len = "Debugging".len();
+        let out = c.chunk(&Document {
+            format: Format::Pdf,
+            sections: vec![Section {
+                headings: vec![Mark {
+                    offset: 0,
+                    len: heading_len,
+                    level: 1,
+                }],
+                ..Section::new(text, Some(1))
+            }],
+        });
+        check(&out, 64);
+        let tk = Tokenizer::cl100k().unwrap();
+        for chunk in &out.chunks {
+            assert!(tk.count(&chunk.content) >= 64 / 4, "a scrap: {chunk:?}");
+        }
+        assert!(out.chunks[0]
+            .content
+            .contains("capabilities:\n\n- Symbolic"));
+    }
+
     /// Each section its own chunk, however small: measured on the retrieval benchmark,
     /// sharing chunks between small sections lowered hit@1 (each question's vector then
     /// carries its neighbours' topics too).

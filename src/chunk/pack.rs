@@ -203,11 +203,39 @@ impl Packer<'_> {
     fn halves<'t>(&self, text: &'t str, capacity: usize) -> Vec<(usize, &'t str)> {
         let overlap = self.chunker.overlap_tokens.min(capacity / 2);
         let even = (self.chunker.count_tokens(text) + overlap).div_ceil(2);
-        (0..=EVEN_TRIES)
+        let parts = (0..=EVEN_TRIES)
             .map(|step| even + capacity.saturating_sub(even) * step / EVEN_TRIES)
             .map(|c| self.parts(text, c.min(capacity)))
             .find(|p| p.len() <= 2)
-            .unwrap_or_else(|| self.parts(text, capacity))
+            .unwrap_or_else(|| self.parts(text, capacity));
+        // The splitter keeps a paragraph whole when it fits, so a lead-in ("… the following
+        // capabilities:") before a list that nearly fills a part on its own comes back as
+        // the same scrap. Then the two are cut at the line nearest their middle instead.
+        let scrap = |part: &str| self.chunker.count_tokens(part) * SCRAP < capacity;
+        if parts.len() == 2 && parts.iter().any(|(_, p)| scrap(p)) {
+            if let Some(lines) = self.line_halves(text, capacity) {
+                return lines;
+            }
+        }
+        parts
+    }
+
+    /// `text` cut in two at the line break that best evens out the halves' tokens, if both
+    /// halves fit `capacity` and neither is a scrap.
+    fn line_halves<'t>(&self, text: &'t str, capacity: usize) -> Option<Vec<(usize, &'t str)>> {
+        let total = self.chunker.count_tokens(text);
+        let best = text
+            .match_indices('\n')
+            .map(|(at, _)| at + 1)
+            .filter(|&at| at < text.len() && !text[at..].trim().is_empty())
+            .map(|at| (at, self.chunker.count_tokens(&text[..at])))
+            .min_by_key(|&(_, head)| head.abs_diff(total / 2))?;
+        let (head, tail) = text.split_at(best.0);
+        let fits = |part: &str| {
+            let tokens = self.chunker.count_tokens(part);
+            tokens <= capacity && tokens * SCRAP >= capacity
+        };
+        (fits(head) && fits(tail)).then(|| vec![(0, head), (best.0, tail)])
     }
 
     /// `text` split at the best boundaries into parts of at most `capacity` tokens, with
