@@ -164,39 +164,45 @@ fn cmp(a: f64, b: f64) -> Ordering {
     a.partial_cmp(&b).unwrap_or(Ordering::Equal)
 }
 
-/// Runs on one baseline, joined left to right where they are close; far apart they stay
-/// separate lines (columns, table cells).
+/// Runs on one baseline, joined left to right where they are close; far apart, or apart
+/// across a gutter, they stay separate lines (columns, table cells).
 fn text_lines(mut runs: Vec<Run>) -> Vec<TextLine> {
     runs.sort_by(|a, b| a.rot.cmp(&b.rot).then(cmp(a.y, b.y)));
-    let mut lines = Vec::new();
-    let mut i = 0;
-    while i < runs.len() {
-        // A band: runs whose baselines are within reach of the first one's.
-        let (rot, y, size) = (runs[i].rot, runs[i].y, runs[i].size);
-        let mut j = i + 1;
-        while j < runs.len()
-            && runs[j].rot == rot
-            && runs[j].y - y <= BASELINE * size.max(runs[j].size)
-        {
-            j += 1;
+    // Bands: runs whose baselines are within reach of the first one's, left to right.
+    let mut bands: Vec<Vec<Run>> = Vec::new();
+    for run in runs {
+        match bands.last_mut() {
+            Some(band)
+                if band[0].rot == run.rot
+                    && run.y - band[0].y <= BASELINE * band[0].size.max(run.size) =>
+            {
+                band.push(run)
+            }
+            _ => bands.push(vec![run]),
         }
-        let band = &mut runs[i..j];
+    }
+    for band in &mut bands {
         band.sort_by(|a, b| cmp(a.x0, b.x0));
+    }
+    let mut lines = Vec::new();
+    for (k, band) in bands.iter().enumerate() {
         let mut line: Option<TextLine> = None;
-        for run in band.iter_mut() {
-            let text = std::mem::take(&mut run.text);
+        for run in band {
             if let Some(l) = line.as_mut() {
                 let size = l.size.max(run.size);
-                if run.x0 - l.x1 <= LINE_GAP * size {
+                let gap = run.x0 - l.x1;
+                if gap <= LINE_GAP * size
+                    && !(gap > RUN_GAP * size && gutter(&bands, k, l.x1, run.x0, size))
+                {
                     // The same run drawn twice over itself (bold by overprinting).
-                    if run.x0 < l.x1 && l.text.ends_with(&text) {
+                    if run.x0 < l.x1 && l.text.ends_with(&run.text) {
                         l.x1 = l.x1.max(run.x1);
                         continue;
                     }
                     if run.space_before || run.x0 > l.x1 + WORD_GAP * size {
                         l.text.push(' ');
                     }
-                    l.text.push_str(&text);
+                    l.text.push_str(&run.text);
                     l.x1 = l.x1.max(run.x1);
                     l.size = size;
                     // The baseline of the line's largest type: subscripts don't move it.
@@ -208,8 +214,8 @@ fn text_lines(mut runs: Vec<Run>) -> Vec<TextLine> {
                 lines.push(line.take().expect("checked"));
             }
             line = Some(TextLine {
-                text,
-                rot,
+                text: run.text.clone(),
+                rot: run.rot,
                 x0: run.x0,
                 x1: run.x1,
                 y: run.y,
@@ -217,10 +223,33 @@ fn text_lines(mut runs: Vec<Run>) -> Vec<TextLine> {
             });
         }
         lines.extend(line);
-        i = j;
     }
     lines.retain(|l| !l.text.trim().is_empty());
     lines
+}
+
+/// Whether the gap `x0..x1` on band `k` is a gutter between columns: no text of the lines
+/// near it (three above, three below) crosses it, and one of them has text on both sides.
+/// A wide space inside a justified line is crossed by the text of the lines around it.
+fn gutter(bands: &[Vec<Run>], k: usize, x0: f64, x1: f64, size: f64) -> bool {
+    let y = bands[k][0].y;
+    let rot = bands[k][0].rot;
+    let slack = WORD_GAP * size;
+    let near = bands[k.saturating_sub(3)..(k + 4).min(bands.len())]
+        .iter()
+        .enumerate()
+        .filter(|&(i, b)| {
+            i + k.saturating_sub(3) != k && b[0].rot == rot && (b[0].y - y).abs() <= 4.0 * size
+        });
+    let mut both_sides = false;
+    for (_, band) in near {
+        if band.iter().any(|r| r.x0 < x1 - slack && r.x1 > x0 + slack) {
+            return false;
+        }
+        both_sides |=
+            band.iter().any(|r| r.x1 <= x0 + slack) && band.iter().any(|r| r.x0 >= x1 - slack);
+    }
+    both_sides
 }
 
 /// Lines grouped into blocks, top to bottom: a line joins the block whose last line stands
@@ -282,7 +311,9 @@ fn reading_order(blocks: &[Block]) -> Vec<usize> {
     rots.sort_by_key(|&r| std::cmp::Reverse(chars[r as usize]));
     let mut order = Vec::with_capacity(blocks.len());
     for rot in rots {
-        let mut ids: Vec<usize> = (0..blocks.len()).filter(|&i| blocks[i].rot == rot).collect();
+        let mut ids: Vec<usize> = (0..blocks.len())
+            .filter(|&i| blocks[i].rot == rot)
+            .collect();
         ids.sort_by(|&a, &b| cmp(blocks[a].y0, blocks[b].y0).then(cmp(blocks[a].x0, blocks[b].x0)));
         if ids.len() > MAX_ORDERED_BLOCKS {
             order.extend(ids);
@@ -313,7 +344,10 @@ impl Extent {
     fn of(b: &Block) -> Self {
         let size = b.lines[0].size;
         // Ascent and descent of common text faces, as fractions of the size.
-        let (y0, y1) = (b.y0 + 0.25 * size, b.y1 + 0.25 * b.lines.last().map_or(size, |l| l.size));
+        let (y0, y1) = (
+            b.y0 + 0.25 * size,
+            b.y1 + 0.25 * b.lines.last().map_or(size, |l| l.size),
+        );
         Self {
             x0: b.x0,
             x1: b.x1,
@@ -442,8 +476,9 @@ fn find_tables(b: &mut [Extent]) {
             continue;
         };
         let (br, bd) = (b[r], b[d]);
-        let diagonal =
-            nearest(&|o| (o.overlaps_x(&br) && o.overlaps_y(&bd) && o.x0 > me.x1 && o.y0 > me.y1).then_some(o.y0));
+        let diagonal = nearest(&|o| {
+            (o.overlaps_x(&br) && o.overlaps_y(&bd) && o.x0 > me.x1 && o.y0 > me.y1).then_some(o.y0)
+        });
         let Some(g) = diagonal else {
             continue;
         };
@@ -451,17 +486,23 @@ fn find_tables(b: &mut [Extent]) {
         let size = me.size.min(br.size).min(bd.size).min(bg.size);
         let (dx, dy) = (0.3 * size, 0.5 * size);
         let near = |p: f64, q: f64, d: f64| (p - q).abs() <= d;
-        let across = (near(me.centre_x(), bd.centre_x(), dx) && near(br.centre_x(), bg.centre_x(), dx))
+        let across = (near(me.centre_x(), bd.centre_x(), dx)
+            && near(br.centre_x(), bg.centre_x(), dx))
             || (near(me.x0, bd.x0, dx) && near(br.x0, bg.x0, dx))
             || (near(me.x1, bd.x1, dx) && near(br.x1, bg.x1, dx));
-        let down = (near(me.centre_y(), br.centre_y(), dy) && near(bd.centre_y(), bg.centre_y(), dy))
+        let down = (near(me.centre_y(), br.centre_y(), dy)
+            && near(bd.centre_y(), bg.centre_y(), dy))
             || (near(me.y0, br.y0, dy) && near(bd.y0, bg.y0, dy))
             || (near(me.y1, br.y1, dy) && near(bd.y1, bg.y1, dy));
         if across && down {
-            let id = [i, r, d, g].iter().filter_map(|&k| b[k].table).max().unwrap_or_else(|| {
-                tables += 1;
-                tables - 1
-            });
+            let id = [i, r, d, g]
+                .iter()
+                .filter_map(|&k| b[k].table)
+                .max()
+                .unwrap_or_else(|| {
+                    tables += 1;
+                    tables - 1
+                });
             for k in [i, r, d, g] {
                 b[k].table = Some(id);
             }
@@ -470,13 +511,19 @@ fn find_tables(b: &mut [Extent]) {
     // A table's cells are compared with other blocks as the whole table.
     for t in 0..tables {
         let cells: Vec<usize> = (0..n).filter(|&k| b[k].table == Some(t)).collect();
-        let fold = |f: fn(&Extent) -> f64, min: bool| {
-            cells
-                .iter()
-                .map(|&k| f(&b[k]))
-                .fold(if min { f64::MAX } else { f64::MIN }, |acc, v| if min { acc.min(v) } else { acc.max(v) })
-        };
-        let (x0, x1, y0, y1) = (fold(|e| e.x0, true), fold(|e| e.x1, false), fold(|e| e.y0, true), fold(|e| e.y1, false));
+        let fold =
+            |f: fn(&Extent) -> f64, min: bool| {
+                cells.iter().map(|&k| f(&b[k])).fold(
+                    if min { f64::MAX } else { f64::MIN },
+                    |acc, v| if min { acc.min(v) } else { acc.max(v) },
+                )
+            };
+        let (x0, x1, y0, y1) = (
+            fold(|e| e.x0, true),
+            fold(|e| e.x1, false),
+            fold(|e| e.y0, true),
+            fold(|e| e.y1, false),
+        );
         for &k in &cells {
             b[k].ex0 = x0;
             b[k].ex1 = x1;
@@ -578,6 +625,38 @@ mod tests {
     }
 
     #[test]
+    fn a_narrow_gutter_splits_lines_a_wide_space_does_not() {
+        // Columns 12 points (1.2 sizes) apart, on the same baselines: the gap is a gutter
+        // because no line crosses it.
+        let columns: Vec<(&str, f64, f64)> = (0..4)
+            .flat_map(|i| {
+                let y = 100.0 + 12.0 * i as f64;
+                [
+                    ("left column text", 72.0, y),
+                    ("right column text", 180.0, y),
+                ]
+            })
+            .collect();
+        let lines = page(&columns, 0);
+        assert_eq!(lines.len(), 8, "{lines:?}");
+        assert!(
+            lines[..4].iter().all(|l| l == "left column text"),
+            "{lines:?}"
+        );
+        // The same gap once in a paragraph whose other lines run across it: one line.
+        let lines = page(
+            &[
+                ("a line running all the way across", 72.0, 100.0),
+                ("a wide", 72.0, 112.0),
+                ("space", 120.0, 112.0),
+                ("a line running all the way across", 72.0, 124.0),
+            ],
+            0,
+        );
+        assert_eq!(lines[1], "a wide space", "{lines:?}");
+    }
+
+    #[test]
     fn a_full_width_heading_splits_the_columns() {
         let lines = page(
             &[
@@ -585,7 +664,11 @@ mod tests {
                 ("b1", 300.0, 100.0),
                 ("a2", 72.0, 112.0),
                 ("b2", 300.0, 112.0),
-                ("A heading across the whole page width, both columns", 72.0, 140.0),
+                (
+                    "A heading across the whole page width, both columns",
+                    72.0,
+                    140.0,
+                ),
                 ("c1", 72.0, 170.0),
                 ("d1", 300.0, 170.0),
             ],
