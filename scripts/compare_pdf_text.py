@@ -4,6 +4,7 @@
 Usage:
     python3 scripts/compare_pdf_text.py CORPUS_DIR RAGWORKER_PAGES_CMD [--timeout 60]
                                         [--worst 10] [--details FILE.json]
+                                        [--categories SOURCES.tsv] [--before DETAILS.json]
 
 CORPUS_DIR is searched recursively for *.pdf (scripts/fetch_pdf_corpus.sh fills one); a
 single PDF file works too. RAGWORKER_PAGES_CMD is split with shlex.split, the PDF's path
@@ -43,7 +44,12 @@ over the files both read (each tool's page count summed over those files / its s
 summed over them; pdftotext's seconds are wall time of the process, ragworker's are
 its own "seconds"; its wall time is given too), ragworker's failures with their
 messages, and the --worst files by mean page similarity among the files ragworker read.
-The last line of stdout is `SUMMARY ` + a JSON object with the same figures. Progress goes
+Then the same figures per category of file: its files, pages compared, median and 10th
+percentile, and both tools' pages/s. Categories come from the `category` column of
+--categories (default CORPUS_DIR/SOURCES.tsv, as fetch_pdf_corpus.sh writes it), matched
+by file name; a file it does not list is "uncategorised". With --before (a --details file
+of an earlier run), each category's median, 10th percentile and page count are shown as
+before -> now. The last line of stdout is `SUMMARY ` + a JSON object with the same figures. Progress goes
 to stderr. Files run one after the other so that timings are not disturbed.
 Standard library only.
 """
@@ -227,6 +233,39 @@ def find_pdfs(root):
     return found
 
 
+def read_categories(path):
+    """file name -> category, from a SOURCES.tsv with a `category` column ({} without one)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().rstrip("\n").split("\t")
+            if "file" not in header or "category" not in header:
+                return {}
+            i, j = header.index("file"), header.index("category")
+            rows = (line.rstrip("\n").split("\t") for line in f)
+            return {r[i]: r[j] for r in rows if len(r) > max(i, j) and r[j]}
+    except OSError:
+        return {}
+
+
+def group_figures(results):
+    """Similarity and throughput figures of a group of per-file results."""
+    scored = [r for r in results if not r.get("harness_error") and not r["pdftotext_error"]]
+    pages = [p["score"] for r in scored for p in r["pages"]]
+    both = [r for r in scored if not r["ragworker_error"]]
+    rag_s = sum(r["ragworker_seconds"] for r in both)
+    ref_s = sum(r["pdftotext_seconds"] for r in both)
+    return {
+        "files": len(results),
+        "files_scored": len(scored),
+        "ragworker_failed": sum(1 for r in results if r.get("ragworker_error")),
+        "pages_compared": len(pages),
+        "median_similarity": statistics.median(pages) if pages else None,
+        "p10_similarity": percentile(pages, 10) if pages else None,
+        "ragworker_pages_per_s": sum(r["ragworker_pages"] for r in both) / rag_s if rag_s > 0 else None,
+        "pdftotext_pages_per_s": sum(r["pdftotext_pages"] for r in both) / ref_s if ref_s > 0 else None,
+    }
+
+
 def fmt(x, digits=3):
     return "n/a" if x is None else ("%.*f" % (digits, x))
 
@@ -240,6 +279,10 @@ def main(argv=None):
     ap.add_argument("--max-words", type=int, default=MAX_WORDS_DEFAULT,
                     help="above this many words on a page, score by word-multiset F1 (5000)")
     ap.add_argument("--details", help="also write per-file and per-page results to this JSON file")
+    ap.add_argument("--categories", help="SOURCES.tsv with file and category columns "
+                    "(default: CORPUS_DIR/SOURCES.tsv when there is one)")
+    ap.add_argument("--before", help="--details file of an earlier run: show each category's "
+                    "figures as before -> now")
     args = ap.parse_args(argv)
 
     cmd = shlex.split(args.ragworker_pages_cmd)
@@ -251,6 +294,7 @@ def main(argv=None):
     if not pdfs:
         ap.error("no *.pdf under %s" % args.corpus_dir)
     base = args.corpus_dir if os.path.isdir(args.corpus_dir) else os.path.dirname(args.corpus_dir)
+    categories = read_categories(args.categories or os.path.join(base, "SOURCES.tsv"))
 
     results = []
     t_start = time.perf_counter()
@@ -262,6 +306,7 @@ def main(argv=None):
             res = {"file": path, "harness_error": "%s: %s" % (type(e).__name__, e), "pages": [],
                    "pdftotext_error": None, "ragworker_error": None, "mean": None}
         res["file"] = rel
+        res["category"] = categories.get(os.path.basename(path), "uncategorised")
         results.append(res)
         if res.get("harness_error"):
             note = "HARNESS ERROR " + res["harness_error"]
@@ -297,6 +342,18 @@ def main(argv=None):
     def rate(pages, seconds):
         return pages / seconds if seconds > 0 else None
 
+    by_category = collections.defaultdict(list)
+    for r in results:
+        by_category[r.get("category", "uncategorised")].append(r)
+    per_category = {c: group_figures(rs) for c, rs in sorted(by_category.items())}
+    before = None
+    if args.before:
+        try:
+            with open(args.before, encoding="utf-8") as f:
+                before = json.load(f)["summary"]
+        except (OSError, ValueError, KeyError) as e:
+            print("could not read %s: %s" % (args.before, e), file=sys.stderr)
+
     summary = {
         "files": len(results),
         "files_scored": len(scored),
@@ -323,8 +380,9 @@ def main(argv=None):
         "ragworker_failures": {r["file"]: r["ragworker_error"] for r in rag_failed},
         "pdftotext_failures": {r["file"]: r["pdftotext_error"] for r in ref_failed},
         "harness_errors": {r["file"]: r["harness_error"] for r in harness_failed},
-        "worst_files": [{"file": r["file"], "mean_similarity": r["mean"], "pages": len(r["pages"])}
-                        for r in worst],
+        "worst_files": [{"file": r["file"], "category": r.get("category"), "mean_similarity": r["mean"],
+                         "pages": len(r["pages"])} for r in worst],
+        "categories": per_category,
         "timeout_s": args.timeout,
         "elapsed_s": time.perf_counter() - t_start,
     }
@@ -367,8 +425,40 @@ def main(argv=None):
             out.append("  %s: %s" % (r["file"], r["harness_error"]))
     out.append("%d worst files by mean page similarity (of files ragworker read):" % len(worst))
     for r in worst:
-        out.append("  %s  %s  (%d pages compared; pages pdftotext %s, ragworker %s)"
-                   % (fmt(r["mean"]), r["file"], len(r["pages"]), r["pdftotext_pages"], r["ragworker_pages"]))
+        out.append("  %s  %s [%s]  (%d pages compared; pages pdftotext %s, ragworker %s)"
+                   % (fmt(r["mean"]), r["file"], r.get("category"), len(r["pages"]),
+                      r["pdftotext_pages"], r["ragworker_pages"]))
+    old = (before or {}).get("categories", {})
+
+    def change(c, key, digits=3):
+        now = per_category.get(c, {}).get(key)
+        if before is None:
+            return fmt(now, digits) if isinstance(now, float) or now is None else str(now)
+        was = old.get(c, {}).get(key)
+        show = lambda x: fmt(x, digits) if isinstance(x, float) or x is None else str(x)
+        return "%s -> %s" % (show(was), show(now))
+
+    rows = [("category", "files", "failed", "pages", "median", "p10", "ragworker p/s", "pdftotext p/s")]
+    overall = dict(group_figures(results), median_similarity=summary["median_similarity"])
+    for c in list(per_category) + ["ALL"]:
+        if c == "ALL":
+            fig, was = overall, (before or {})
+            pair = lambda key, d=3: (fmt(fig.get(key), d) if before is None else
+                                     "%s -> %s" % (fmt(was.get(key), d), fmt(fig.get(key), d)))
+            rows.append(("ALL", str(fig["files"]), str(fig["ragworker_failed"]),
+                         str(fig["pages_compared"]) if before is None
+                         else "%s -> %s" % (was.get("pages_compared"), fig["pages_compared"]),
+                         pair("median_similarity"), pair("p10_similarity"),
+                         fmt(fig["ragworker_pages_per_s"], 1), fmt(fig["pdftotext_pages_per_s"], 1)))
+            continue
+        fig = per_category[c]
+        rows.append((c, str(fig["files"]), str(fig["ragworker_failed"]), change(c, "pages_compared"),
+                     change(c, "median_similarity"), change(c, "p10_similarity"),
+                     fmt(fig["ragworker_pages_per_s"], 1), fmt(fig["pdftotext_pages_per_s"], 1)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out.append("per category (page similarity%s):" % (", before -> now" if before is not None else ""))
+    for r in rows:
+        out.append("  " + "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
     print("\n".join(out))
     if args.details:
         try:

@@ -50,8 +50,10 @@ def object_key(key, num):
     return hashlib.md5(key + struct.pack("<i", num)[:3] + b"\x00\x00").digest()[:10]
 
 
-def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_pages=None, to_unicode=None, outline=None):
+def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_pages=None, to_unicode=None, outline=None,
+        rotate=None):
     """pages: list of lists of text lines (an empty list makes a page with no text).
+    rotate: a /Rotate value per page (None: no /Rotate).
     With user_password (possibly ""), streams are RC4-encrypted as the standard handler does.
     outline: bookmarks as (title, page index) pairs, all at the top level."""
     objects = []  # bodies, object number = index + 1
@@ -94,9 +96,10 @@ def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_p
             content = add(stream_obj(zlib.compress(stream), b" /Filter /FlateDecode"))
         else:
             content = add(stream_obj(stream))
+        turn = b" /Rotate %d" % rotate[n] if rotate and rotate[n] else b""
         page = add(
             b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_obj, content, font)
+            b"/Resources << /Font << /F1 %d 0 R >> >>%s >>" % (pages_obj, content, font, turn)
         )
         kids.append(page)
     outlines = b""
@@ -257,6 +260,53 @@ def two_column_page():
     return b"\n".join(ops)
 
 
+def text_at(x, y, text, size=11, matrix=(1, 0, 0, 1)):
+    """One piece of text at (x, y), its baseline along the matrix's first column."""
+    esc = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    a, b, c, d = matrix
+    return b"BT /F1 %d Tf %d %d %d %d %d %d Tm (%s) Tj ET" % (size, a, b, c, d, x, y, esc.encode("cp1252"))
+
+
+def landscape_page():
+    """A landscape page as LaTeX's pdflscape makes one: /Rotate 90 on the page, the text
+    drawn running up the portrait page (baseline turned 90 degrees), one line per Tm."""
+    lines = ["Quarterly tonnage by quay, landed and shipped.",
+             "The north quay handled most of the grain this spring.",
+             "Timber arrived mainly at the south quay in March."]
+    return b"\n".join(text_at(120 + 16 * i, 72, line, matrix=(0, 1, -1, 0)) for i, line in enumerate(lines))
+
+
+# A class diagram as a word processor draws one: each box's frame, then its labels in the
+# order they were added (attributes before the class name), boxes side by side.
+DIAGRAM = [
+    (300, 600, "Invoice"), (72, 560, "number: Integer"), (72, 600, "Customer"),
+    (300, 560, "amount: Decimal"), (72, 575, "name: String"), (300, 575, "date: Date"),
+    (190, 470, "places"),
+]
+
+
+def diagram_page():
+    ops = [b"0.5 w 60 540 180 80 re S 288 540 180 80 re S 240 580 m 288 580 l S"]
+    ops += [text_at(x, y, text) for x, y, text in DIAGRAM]
+    return b"\n".join(ops)
+
+
+def row_table_page():
+    """Two columns of prose drawn line by line across the page (left line, right line, ...),
+    as some producers draw them, above a three-column table drawn column by column."""
+    left = ["Tidal power stations use the rise", "and fall of the sea to turn", "turbines built into a barrage", "across an estuary mouth."]
+    right = ["Wave farms instead float on the", "surface and capture the motion", "of passing swells with hinged", "segments and hydraulic pumps."]
+    ops = []
+    for i, (l, r) in enumerate(zip(left, right)):
+        ops.append(text_at(72, 720 - 13 * i, l))
+        ops.append(text_at(320, 720 - 13 * i, r))
+    table = [["Site", "Kind", "Output"], ["Rance", "tidal", "240 MW"], ["Mutriku", "wave", "0.3 MW"]]
+    for col, x in enumerate([72, 240, 400]):
+        for row, cells in enumerate(table):
+            ops.append(text_at(x, 600 - 14 * row, cells[col]))
+    return b"\n".join(ops)
+
+
 def docx(paragraphs, table):
     """A minimal Word document: paragraphs as (style or None, text), and one table."""
     import io
@@ -319,6 +369,9 @@ def main():
     (OUT / "restricted.pdf").write_bytes(pdf(HANDBOOK[1:2], compress=True, user_password=""))
     (OUT / "ligatures.pdf").write_bytes(pdf(None, raw_pages=[ligature_page()], to_unicode=LIGATURE_CMAP))
     (OUT / "two-column.pdf").write_bytes(pdf(None, raw_pages=[two_column_page()]))
+    (OUT / "landscape.pdf").write_bytes(pdf(None, raw_pages=[landscape_page()], rotate=[90]))
+    (OUT / "diagram.pdf").write_bytes(pdf(None, raw_pages=[diagram_page()]))
+    (OUT / "columns-by-row.pdf").write_bytes(pdf(None, raw_pages=[row_table_page()]))
     faq = [typeset_page(p) for p in FAQ_PAGES]
     (OUT / "faq-typeset.pdf").write_bytes(pdf(None, raw_pages=faq))
     (OUT / "faq-outline.pdf").write_bytes(pdf(None, raw_pages=faq, outline=[

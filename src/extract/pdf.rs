@@ -9,6 +9,7 @@
 //! (`headings`), so that chunks carry a heading path as other formats' do.
 
 mod headings;
+mod layout;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -155,26 +156,17 @@ fn with_lopdf(bytes: &[u8]) -> Result<Vec<Page>, ExtractError> {
         .collect())
 }
 
-/// pdf-extract's `PlainTextOutput` placement rules (a newline when the baseline moves by
-/// more than 1.5 font sizes or goes back left and down, a space for a gap over a tenth of
-/// the font size), collecting the lines of each page with their largest glyph size.
+/// Collects the glyphs of each page as pdf-extract draws them, each in the frame of its
+/// direction, and lays the page's lines out in reading order when it ends (`layout`).
 #[derive(Default)]
 struct PageSink {
     pages: Vec<Page>,
-    current: String,
-    /// The largest glyph size of each line of `current` so far.
-    sizes: Vec<f64>,
+    /// The text of the current page's glyphs, one after the other.
+    text: String,
+    glyphs: Vec<layout::Glyph>,
     page_height: f64,
-    last_end: f64,
-    last_y: f64,
-    first_char: bool,
-}
-
-impl PageSink {
-    fn new_line(&mut self) {
-        self.current.push('\n');
-        self.sizes.push(0.0);
-    }
+    /// A space was drawn since the last glyph.
+    space: bool,
 }
 
 impl pdf_extract::OutputDev for PageSink {
@@ -188,26 +180,15 @@ impl pdf_extract::OutputDev for PageSink {
             number: page_num as i32,
             lines: Vec::new(),
         });
-        self.current.clear();
-        self.sizes = vec![0.0];
+        self.text.clear();
+        self.glyphs.clear();
         self.page_height = media_box.ury - media_box.lly;
-        self.last_end = 100_000.0;
-        self.last_y = 0.0;
-        self.first_char = false;
+        self.space = false;
         Ok(())
     }
 
     fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
-        let mut lines: Vec<Line> = self
-            .current
-            .split('\n')
-            .zip(&self.sizes)
-            .skip_while(|(text, _)| text.is_empty())
-            .map(|(text, &size)| Line::new(text, size))
-            .collect();
-        while lines.last().is_some_and(|l| l.text.is_empty()) {
-            lines.pop();
-        }
+        let lines = layout::lines(&self.text, &self.glyphs);
         if let Some(page) = self.pages.last_mut() {
             page.lines = lines;
         }
@@ -222,37 +203,62 @@ impl pdf_extract::OutputDev for PageSink {
         font_size: f64,
         char: &str,
     ) -> Result<(), pdf_extract::OutputError> {
-        // The text matrix flipped to top-down page coordinates, written out.
-        let (x, y) = (trm.m31, self.page_height - trm.m32);
-        let size = ((font_size * (trm.m11 + trm.m21)) * (font_size * (trm.m12 + trm.m22))).sqrt();
-        if self.first_char {
-            if (y - self.last_y).abs() > size * 1.5 {
-                self.new_line();
-            }
-            if x < self.last_end && (y - self.last_y).abs() > size * 0.5 {
-                self.new_line();
-            }
-            if x > self.last_end + size * 0.1 {
-                self.current.push(' ');
-            }
+        // A glyph without Unicode takes no place in the text; a space only separates.
+        if char.is_empty() {
+            return Ok(());
         }
+        if char.trim().is_empty() {
+            self.space = true;
+            return Ok(());
+        }
+        // The glyph's baseline direction on the page, in top-down coordinates, snapped
+        // to the nearest of four: rotated text is read in its own frame.
+        let (dx, dy) = (trm.m11, -trm.m12);
+        let rot = if dx.abs() >= dy.abs() {
+            if dx >= 0.0 {
+                0
+            } else {
+                2
+            }
+        } else if dy >= 0.0 {
+            1
+        } else {
+            3
+        };
+        let (px, py) = (trm.m31, self.page_height - trm.m32);
+        let (x, y) = match rot {
+            0 => (px, py),
+            1 => (py, -px),
+            2 => (-px, -py),
+            _ => (-py, px),
+        };
+        // The text matrix scales glyphs along both of its axes: the size is the height.
+        let size = (font_size * trm.m21.hypot(trm.m22)).abs();
+        let advance = (width * font_size * trm.m11.hypot(trm.m12)).abs();
+        if !(x.is_finite() && y.is_finite() && size.is_finite() && advance.is_finite()) {
+            return Ok(());
+        }
+        let start = self.text.len();
         // Lines are split on '\n' later; a glyph never starts one itself.
         if char.contains(['\n', '\r']) {
-            self.current.push_str(&char.replace(['\n', '\r'], " "));
+            self.text.push_str(&char.replace(['\n', '\r'], " "));
         } else {
-            self.current.push_str(char);
+            self.text.push_str(char);
         }
-        if let Some(line) = self.sizes.last_mut() {
-            *line = line.max(size);
-        }
-        self.first_char = false;
-        self.last_y = y;
-        self.last_end = x + width * size;
+        self.glyphs.push(layout::Glyph {
+            start,
+            end: self.text.len(),
+            rot,
+            x,
+            y,
+            width: advance,
+            size,
+            space_before: std::mem::take(&mut self.space),
+        });
         Ok(())
     }
 
     fn begin_word(&mut self) -> Result<(), pdf_extract::OutputError> {
-        self.first_char = true;
         Ok(())
     }
 
@@ -521,6 +527,73 @@ mod tests {
         assert!(with_outline.iter().all(|(_, level, _)| *level == 1));
         // Without: the larger type and the section numbers.
         assert_eq!(headings_of("faq-typeset.pdf"), expected(Some(1)));
+    }
+
+    /// The non-empty lines of a fixture's pages.
+    fn lines_of(name: &str) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        extract(&std::fs::read(path).unwrap())
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.text.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn a_landscape_page_reads_as_its_lines() {
+        assert_eq!(
+            lines_of("landscape.pdf"),
+            [
+                "Quarterly tonnage by quay, landed and shipped.",
+                "The north quay handled most of the grain this spring.",
+                "Timber arrived mainly at the south quay in March.",
+            ]
+        );
+    }
+
+    #[test]
+    fn diagram_labels_are_read_box_row_by_box_row() {
+        assert_eq!(
+            lines_of("diagram.pdf"),
+            [
+                "Customer",
+                "Invoice",
+                "name: String",
+                "number: Integer",
+                "date: Date",
+                "amount: Decimal",
+                "places",
+            ]
+        );
+    }
+
+    #[test]
+    fn columns_drawn_across_the_page_are_read_one_after_the_other() {
+        assert_eq!(
+            lines_of("columns-by-row.pdf"),
+            [
+                "Tidal power stations use the rise",
+                "and fall of the sea to turn",
+                "turbines built into a barrage",
+                "across an estuary mouth.",
+                "Site",
+                "Rance",
+                "Mutriku",
+                "Wave farms instead float on the",
+                "surface and capture the motion",
+                "of passing swells with hinged",
+                "segments and hydraulic pumps.",
+                "Kind",
+                "tidal",
+                "wave",
+                "Output",
+                "240 MW",
+                "0.3 MW",
+            ]
+        );
     }
 
     /// A book: roman page labels in the front matter, then each chapter's title repeated
