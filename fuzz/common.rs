@@ -18,7 +18,12 @@ static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None
 
 /// Crates whose panics ragworker contains on purpose (a PDF attached to a message reaches
 /// them): known upstream bugs, failed as "the extractor crashed on this file".
-const CONTAINED: &[&str] = &["pdf-extract", "lopdf", "/type1-encoding-parser", "/cff-parser"];
+const CONTAINED: &[&str] = &[
+    "pdf-extract",
+    "lopdf",
+    "/type1-encoding-parser",
+    "/cff-parser",
+];
 
 /// Aborts (a crash libFuzzer saves) when extraction failed because code other than a
 /// [`CONTAINED`] crate panicked: the new formats' extractors must fail with an error instead.

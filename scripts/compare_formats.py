@@ -11,8 +11,9 @@ References (computed once per file and cached by the file's sha256, LibreOffice 
                     sheet; the sheet names count as visible text, as tabs)
   pptx, odp         LibreOffice Impress: --convert-to pdf, then poppler's pdftotext (what the
                     slides show; speaker notes are not in it)
-  epub              the spine's XHTML documents in order, their text outside head, script
-                    and style, by Python's html.parser (LibreOffice does not import EPUB)
+  epub              the spine's XHTML documents in order (each file once), their text
+                    outside head, script and style, by Python's html.parser (LibreOffice
+                    does not import EPUB)
   eml               Python's email package (policy.default): Subject, From, To, Cc and Date,
                     each text/plain part, and each text/html part that has no plain
                     alternative, as text; messages attached are walked too
@@ -55,7 +56,7 @@ import xml.etree.ElementTree as ET
 
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 TOKEN = re.compile(rf"[{CJK}]|[^\W_{CJK}]+")
-REF_VERSION = "1"  # bump when a reference changes, so cached ones are recomputed
+REF_VERSION = "2"  # bump when a reference changes, so cached ones are recomputed
 
 LO_TXT = "txt:Text (encoded):UTF8"
 # Separator, quote, UTF-8, from line 1, default cell format, language, don't quote all
@@ -145,10 +146,14 @@ def epub_reference(path):
     opf = ET.fromstring(z.read(opf_path))
     base = posixpath.dirname(opf_path)
     items = {e.get("id"): e.get("href") for e in opf.iter() if e.tag.endswith("}item") or e.tag == "item"}
-    parts = []
+    parts, seen = [], set()
     for ref in opf.iter():
         if ref.tag.endswith("itemref") and ref.get("idref") in items:
             href = posixpath.normpath(posixpath.join(base, items[ref.get("idref")].split("#")[0]))
+            # A spine may name a file once per fragment (SiSU does): a reader shows it once.
+            if href in seen:
+                continue
+            seen.add(href)
             try:
                 raw = z.read(href)
             except KeyError:

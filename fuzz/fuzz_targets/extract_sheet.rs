@@ -23,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
         zip.write_all(data).unwrap();
         zip.finish().unwrap();
     }
-    check(ragworker::extract::extract(&buf.into_inner(), "f.xlsx", None, 1 << 20));
+    check(ragworker::extract::extract(
+        &buf.into_inner(),
+        "f.xlsx",
+        None,
+        1 << 20,
+    ));
     check(ragworker::extract::extract(data, "f.csv", None, 1 << 20));
 });
