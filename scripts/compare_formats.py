@@ -45,6 +45,7 @@ import os
 import posixpath
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -234,11 +235,14 @@ def soffice_batch(paths, target, workdir):
     profile = os.path.join(workdir, "profile")
     cmd = ["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{profile}",
            "--convert-to", target, "--outdir", os.path.join(workdir, "out")] + paths
+    # A session of its own, so that a hung conversion is ended with its soffice.bin child.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=60 + 20 * len(paths))
+        proc.wait(timeout=60 + 20 * len(paths))
     except subprocess.TimeoutExpired:
-        subprocess.run(["pkill", "-f", f"UserInstallation=file://{profile}"])  # only ours
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def lo_references(files, fmt, cache):
