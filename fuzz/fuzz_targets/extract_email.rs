@@ -5,11 +5,11 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "../common.rs"]
 mod common;
-use common::silence_caught_panics;
+use common::{check, silence_caught_panics};
 
 fuzz_target!(|data: &[u8]| {
     silence_caught_panics();
     let mut bytes = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: fuzz\r\n".to_vec();
     bytes.extend_from_slice(data);
-    let _ = ragworker::extract::extract(&bytes, "f.eml", None, 1 << 20);
+    check(ragworker::extract::extract(&bytes, "f.eml", None, 1 << 20));
 });

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "../common.rs"]
 mod common;
-use common::{silence_caught_panics, zip_of};
+use common::{check, silence_caught_panics, zip_of};
 
 const CONTAINER: &[u8] = br#"<container><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>"#;
 const OPF: &[u8] = br#"<package><manifest><item id="c" href="c.xhtml" media-type="application/xhtml+xml"/></manifest><spine><itemref idref="c"/></spine></package>"#;
@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
             ("OEBPS/content.opf", opf),
             ("OEBPS/c.xhtml", chapter),
         ]);
-        let _ = ragworker::extract::extract(&bytes, "f.epub", None, 1 << 20);
+        check(ragworker::extract::extract(&bytes, "f.epub", None, 1 << 20));
     }
 });

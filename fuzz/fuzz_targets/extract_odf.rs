@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "../common.rs"]
 mod common;
-use common::{silence_caught_panics, zip_of};
+use common::{check, silence_caught_panics, zip_of};
 
 fuzz_target!(|data: &[u8]| {
     silence_caught_panics();
@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
         b"application/vnd.oasis.opendocument.presentation",
     ] {
         let bytes = zip_of(&[("mimetype", mimetype), ("content.xml", data)]);
-        let _ = ragworker::extract::extract(&bytes, "f.odt", None, 1 << 20);
+        check(ragworker::extract::extract(&bytes, "f.odt", None, 1 << 20));
     }
 });

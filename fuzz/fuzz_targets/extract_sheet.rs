@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "../common.rs"]
 mod common;
-use common::silence_caught_panics;
+use common::{check, silence_caught_panics};
 
 fuzz_target!(|data: &[u8]| {
     silence_caught_panics();
@@ -23,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
         zip.write_all(data).unwrap();
         zip.finish().unwrap();
     }
-    let _ = ragworker::extract::extract(&buf.into_inner(), "f.xlsx", None, 1 << 20);
-    let _ = ragworker::extract::extract(data, "f.csv", None, 1 << 20);
+    check(ragworker::extract::extract(
+        &buf.into_inner(),
+        "f.xlsx",
+        None,
+        1 << 20,
+    ));
+    check(ragworker::extract::extract(data, "f.csv", None, 1 << 20));
 });

@@ -2,7 +2,10 @@
 //! of presentation.xml's slide list (resolved through its relationships, not the part
 //! names), the title placeholder as a `#` heading, text boxes and tables in the order of the
 //! slide's shape tree, then the speaker notes (the notes slide's body placeholder) under
-//! `## Notes`. Slide numbers, dates and footers are furniture and left out.
+//! `## Notes`. Charts and SmartArt diagrams keep their text in parts of their own: a
+//! chart's titles, series names and category labels, and a diagram's node texts (its data
+//! model), are read where the shape stands. Slide numbers, dates and footers are furniture
+//! and left out.
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -30,8 +33,21 @@ pub(super) fn extract(bytes: &[u8], max_text_bytes: usize) -> Result<Vec<Section
         let xml = pkg
             .read(&path)?
             .ok_or_else(|| pkg.corrupt(format_args!("slide {number} ({path}) is missing")))?;
-        let slide = shapes(&xml, false).map_err(|e| pkg.corrupt(format_args!("{path}: {e}")))?;
-        let notes = match notes_path(&mut pkg, &path)? {
+        let mut slide =
+            shapes(&xml, false).map_err(|e| pkg.corrupt(format_args!("{path}: {e}")))?;
+        let slide_rels = part_relationships(&mut pkg, &path)?;
+        // From the last, so that the earlier positions still hold.
+        for embedded in slide.embedded.iter().rev() {
+            if let Some(text) = embedded_text(&mut pkg, &path, &slide_rels, embedded)? {
+                let at = embedded.at.min(slide.blocks.len());
+                slide.blocks.insert(at, text);
+            }
+        }
+        let notes_path = slide_rels
+            .iter()
+            .find(|r| r.kind.ends_with("/notesSlide"))
+            .map(|r| resolve(&path, &r.target));
+        let notes = match notes_path {
             Some(notes_path) => match pkg.read(&notes_path)? {
                 Some(xml) => shapes(&xml, true)
                     .map_err(|e| pkg.corrupt(format_args!("{notes_path}: {e}")))?
@@ -135,17 +151,144 @@ fn attr_rid(e: &quick_xml::events::BytesStart<'_>) -> Option<String> {
         })
 }
 
-/// The notes slide of the slide part at `slide_path`, from the slide's relationships.
-fn notes_path(pkg: &mut Package<'_>, slide_path: &str) -> Result<Option<String>, ExtractError> {
-    let (dir, file) = slide_path.rsplit_once('/').unwrap_or(("", slide_path));
-    let rels_path = format!("{dir}/_rels/{file}.rels");
-    let Some(rels) = pkg.read(&rels_path)? else {
+/// The relationships of the part at `path` (none when it has no `_rels` part).
+fn part_relationships(
+    pkg: &mut Package<'_>,
+    path: &str,
+) -> Result<Vec<Relationship>, ExtractError> {
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    Ok(pkg
+        .read(&format!("{dir}/_rels/{file}.rels"))?
+        .map(|rels| relationships(&rels))
+        .unwrap_or_default())
+}
+
+/// A chart or SmartArt diagram on a slide, whose text is in the part its relationship names.
+struct Embedded {
+    /// The block it stands before, in the slide's shape order.
+    at: usize,
+    rid: String,
+    chart: bool,
+}
+
+/// The text of a chart or diagram part. A part that is missing or unreadable is left out
+/// (the slide's own text still counts), but its size still counts against the budget.
+fn embedded_text(
+    pkg: &mut Package<'_>,
+    slide_path: &str,
+    rels: &[Relationship],
+    embedded: &Embedded,
+) -> Result<Option<String>, ExtractError> {
+    let Some(rel) = rels.iter().find(|r| r.id == embedded.rid) else {
         return Ok(None);
     };
-    Ok(relationships(&rels)
-        .into_iter()
-        .find(|r| r.kind.ends_with("/notesSlide"))
-        .map(|r| resolve(slide_path, &r.target)))
+    let xml = match pkg.read(&resolve(slide_path, &rel.target)) {
+        Ok(Some(xml)) => xml,
+        Ok(None) | Err(ExtractError::Corrupt { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let text = if embedded.chart {
+        chart_text(&xml)
+    } else {
+        diagram_text(&xml)
+    };
+    Ok(Some(text).filter(|t| !t.is_empty()))
+}
+
+/// A chart's visible words: its titles (the chart's and its axes'), one line each, then its
+/// series names and the first series' category labels (the others repeat them), each list
+/// on a line. The values are left out: the chart shows them as bars, not words.
+fn chart_text(xml: &str) -> String {
+    let mut reader = Reader::from_str(xml);
+    let mut path: Vec<String> = Vec::new();
+    let mut lines = Vec::new();
+    let mut title = String::new();
+    let (mut names, mut categories) = (Vec::new(), Vec::new());
+    let mut series = 0usize;
+    // The text of the `a:t` or `c:v` element being read.
+    let mut leaf = String::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                if e.local_name().as_ref() == "ser" {
+                    series += 1;
+                }
+                leaf.clear();
+                path.push(e.local_name().as_ref().to_string());
+            }
+            Ok(Event::Text(t)) => leaf.push_str(&t.xml10_content()),
+            Ok(Event::GeneralRef(r)) => {
+                if let Some(s) = resolve_ref(&r) {
+                    leaf.push_str(&s);
+                }
+            }
+            Ok(Event::End(_)) => {
+                let within = |n: &str| path.iter().any(|p| p == n);
+                match path.last().map(String::as_str) {
+                    Some("t" | "v") if within("title") => title.push_str(&leaf),
+                    Some("v") if within("ser") && within("tx") => names.push(leaf.clone()),
+                    Some("v") if within("cat") && series == 1 => categories.push(leaf.clone()),
+                    Some("p") if within("title") => title.push(' '),
+                    Some("title") if !title.trim().is_empty() => {
+                        lines.push(title.split_whitespace().collect::<Vec<_>>().join(" "));
+                        title.clear();
+                    }
+                    _ => {}
+                }
+                path.pop();
+                leaf.clear();
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    for list in [names, categories] {
+        let list: Vec<_> = list
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !list.is_empty() {
+            lines.push(list.join(", "));
+        }
+    }
+    lines.join("\n")
+}
+
+/// A SmartArt diagram's node texts, a paragraph a line, from its data model (the
+/// connector and presentation points carry no text of their own).
+fn diagram_text(xml: &str) -> String {
+    let mut reader = Reader::from_str(xml);
+    let mut lines = Vec::new();
+    let mut node = false;
+    let mut in_text = false;
+    let mut para = String::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => match e.local_name().as_ref() {
+                "pt" => node = matches!(attr(&e, "type").as_deref(), None | Some("node" | "asst")),
+                "p" => para.clear(),
+                "t" => in_text = true,
+                _ => {}
+            },
+            Ok(Event::End(e)) => match e.local_name().as_ref() {
+                "t" => in_text = false,
+                "p" if node && !para.trim().is_empty() => lines.push(para.trim().to_string()),
+                _ => {}
+            },
+            Ok(Event::Text(t)) if in_text => {
+                para.push_str(&t.xml10_content());
+            }
+            Ok(Event::GeneralRef(r)) if in_text => {
+                if let Some(s) = resolve_ref(&r) {
+                    para.push_str(&s);
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    lines.join("\n")
 }
 
 /// What a slide (or notes slide) says.
@@ -155,6 +298,8 @@ struct Shapes {
     title: String,
     /// A text box's paragraphs (one a line) or a table's rows, one entry per shape.
     blocks: Vec<String>,
+    /// Charts and diagrams, whose text the caller reads from their parts.
+    embedded: Vec<Embedded>,
 }
 
 /// Placeholders whose text is furniture: the slide number, date, footer, header, and on a
@@ -196,6 +341,7 @@ fn shapes(xml: &str, notes: bool) -> Result<Shapes, quick_xml::Error> {
                 "ph" => placeholder = Some(attr(&e, "type").unwrap_or_else(|| "obj".into())),
                 "p" => para.clear(),
                 "t" => in_text = true,
+                "chart" | "relIds" => embed(&e, &mut out),
                 "tc" => {
                     in_cell = true;
                     merged = ["hMerge", "vMerge"]
@@ -208,6 +354,7 @@ fn shapes(xml: &str, notes: bool) -> Result<Shapes, quick_xml::Error> {
             Event::Empty(e) => match e.local_name().as_ref() {
                 "ph" => placeholder = Some(attr(&e, "type").unwrap_or_else(|| "obj".into())),
                 "br" => para.push('\n'),
+                "chart" | "relIds" => embed(&e, &mut out),
                 _ => {}
             },
             Event::Text(t) if in_text => para.push_str(&t.xml10_content()),
@@ -261,6 +408,20 @@ fn shapes(xml: &str, notes: bool) -> Result<Shapes, quick_xml::Error> {
     }
     out.title = title.join(" ");
     Ok(out)
+}
+
+/// Notes a chart (`c:chart r:id`) or SmartArt diagram (`dgm:relIds r:dm`, its data model)
+/// to be read where it stands, after the blocks so far.
+fn embed(e: &quick_xml::events::BytesStart<'_>, out: &mut Shapes) {
+    let chart = e.local_name().as_ref() == "chart";
+    let rid = if chart { attr_rid(e) } else { attr(e, "dm") };
+    if let Some(rid) = rid {
+        out.embedded.push(Embedded {
+            at: out.blocks.len(),
+            rid,
+            chart,
+        });
+    }
 }
 
 #[cfg(test)]
@@ -386,6 +547,18 @@ mod tests {
         assert!(matches!(err, ExtractError::Bomb(_)), "{err}");
     }
 
+    #[test]
+    fn a_chart_gives_its_titles_series_and_categories_once() {
+        let chart = r#"<c:chartSpace xmlns:c="c" xmlns:a="a"><c:chart><c:title><c:tx><c:rich><a:p><a:r><a:t>Tides &amp; </a:t></a:r><a:r><a:t>depths</a:t></a:r></a:p></c:rich></c:tx></c:title><c:plotArea><c:barChart>
+            <c:ser><c:tx><c:strRef><c:f>Sheet1!$B$1</c:f><c:strCache><c:pt idx="0"><c:v>North quay</c:v></c:pt></c:strCache></c:strRef></c:tx><c:cat><c:strRef><c:f>Sheet1!$A$2:$A$3</c:f><c:strCache><c:pt idx="0"><c:v>March</c:v></c:pt><c:pt idx="1"><c:v>April</c:v></c:pt></c:strCache></c:strRef></c:cat><c:val><c:numRef><c:numCache><c:pt idx="0"><c:v>8.2</c:v></c:pt></c:numCache></c:numRef></c:val></c:ser>
+            <c:ser><c:tx><c:v>South quay</c:v></c:tx><c:cat><c:strRef><c:strCache><c:pt idx="0"><c:v>March</c:v></c:pt><c:pt idx="1"><c:v>April</c:v></c:pt></c:strCache></c:strRef></c:cat></c:ser>
+            </c:barChart><c:valAx><c:title><c:tx><c:rich><a:p><a:r><a:t>Metres</a:t></a:r></a:p></c:rich></c:tx></c:title></c:valAx></c:plotArea></c:chart></c:chartSpace>"#;
+        assert_eq!(
+            chart_text(chart),
+            "Tides & depths\nMetres\nNorth quay, South quay\nMarch, April"
+        );
+    }
+
     use crate::extract::fixture;
 
     /// python-pptx's test decks (real PowerPoint-made parts).
@@ -408,5 +581,18 @@ mod tests {
         let doc = super::super::extract(&fixture("pptx-table.pptx"), "t", None, 1 << 20).unwrap();
         let table = doc.sections.iter().find(|s| s.page == Some(3)).unwrap();
         assert_eq!(table.text, "# Slide 3\n\na | b | c\nd | e | f\ng | h | i");
+    }
+
+    /// python-pptx's shp-shapes.pptx, made in PowerPoint: text boxes, a picture, a table, a
+    /// pie chart and a SmartArt process diagram on one slide.
+    #[test]
+    fn charts_and_smartart_are_read_where_they_stand() {
+        let doc = super::super::extract(&fixture("pptx-shapes.pptx"), "t", None, 1 << 20).unwrap();
+        let text = &doc.sections[0].text;
+        assert!(
+            text.contains("shapes[4]\nSales\n1st Qtr, 2nd Qtr, 3rd Qtr, 4th Qtr"),
+            "{text}"
+        );
+        assert!(text.contains("shapes[5]\nSmart Art"), "{text}");
     }
 }

@@ -88,7 +88,7 @@ pub(super) fn workbook(
     match kind {
         Kind::Xlsx => {
             let mut book = calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
-            for name in book.sheet_names() {
+            for name in worksheet_names(&book) {
                 let mut cells = Cells::new(max_text_bytes);
                 let mut reader = book
                     .worksheet_cells_reader(&name)
@@ -111,7 +111,7 @@ pub(super) fn workbook(
             }
             let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
                 .map_err(|e| unreadable(&e))?;
-            for name in book.sheet_names() {
+            for name in worksheet_names(&book) {
                 let range = book.worksheet_range(&name).map_err(|e| unreadable(&e))?;
                 let formulas = book.worksheet_formula(&name).ok();
                 let (top, left) = range.start().unwrap_or((0, 0));
@@ -129,6 +129,19 @@ pub(super) fn workbook(
         }
     }
     Ok(grids.iter().filter_map(render).collect())
+}
+
+/// The sheets that hold cells. A chartsheet (a chart on a tab of its own) has none, and
+/// calamine refuses to read it as a worksheet, which failed the whole workbook.
+fn worksheet_names<RS, R: Reader<RS>>(book: &R) -> Vec<String>
+where
+    RS: std::io::Read + std::io::Seek,
+{
+    book.sheets_metadata()
+        .iter()
+        .filter(|s| s.typ == calamine::SheetType::WorkSheet)
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// CSV or TSV (the delimiter is whichever of comma, tab and semicolon splits the first lines
@@ -466,6 +479,15 @@ mod tests {
         );
         // A missing value is left out, not shown empty.
         assert!(sheets("bad_dimensions.xlsx")[0].contains("\nPN: EP00002; Price: 1\n"));
+    }
+
+    /// pandas' chartsheet.xlsx: a chart on a tab of its own before the data's sheet. It used
+    /// to fail the workbook ("Expecting a worksheet, got chartsheet").
+    #[test]
+    fn a_chartsheet_is_passed_over() {
+        let book = sheets("chartsheet.xlsx");
+        assert_eq!(book.len(), 1);
+        assert!(book[0].starts_with("# Sheet1\n\nx | y\n"), "{}", book[0]);
     }
 
     #[test]
