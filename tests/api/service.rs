@@ -202,9 +202,16 @@ async fn the_service_survives_a_postgres_restart_and_drains_the_queue() {
     // Slow enough that files are in flight when the server goes down.
     env.fake.set_latency(Duration::from_millis(400));
     let mut run = env.command(&["run"], "run.log").spawn().unwrap();
-    wait_until(Duration::from_secs(30), "the first files", || async {
-        count_status(&env, "completed").await >= 3
-    })
+    // Some files done and some in flight: between a finished batch and the next claim,
+    // nothing is processing for a moment, and a restart then would test nothing.
+    wait_until(
+        Duration::from_secs(30),
+        "the first files done and others in flight",
+        || async {
+            count_status(&env, "completed").await >= 3
+                && count_status(&env, "processing").await > 0
+        },
+    )
     .await;
     let in_flight = count_status(&env, "processing").await;
     cluster.restart();
