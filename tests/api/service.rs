@@ -208,8 +208,7 @@ async fn the_service_survives_a_postgres_restart_and_drains_the_queue() {
         Duration::from_secs(30),
         "the first files done and others in flight",
         || async {
-            count_status(&env, "completed").await >= 3
-                && count_status(&env, "processing").await > 0
+            count_status(&env, "completed").await >= 3 && count_status(&env, "processing").await > 0
         },
     )
     .await;
