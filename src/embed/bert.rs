@@ -93,7 +93,10 @@ fn matmul<S: Simd>(
         return;
     }
     assert!(a.len() >= (rows - 1) * lda + b.k, "lhs too short");
-    assert!(out.len() >= (rows - 1) * ldo + b.panels * NR, "output too short");
+    assert!(
+        out.len() >= (rows - 1) * ldo + b.panels * NR,
+        "output too short"
+    );
     assert_eq!(b.data.len(), b.panels * b.k * NR, "rhs shape");
     match S::F32_LANES {
         // AVX-512: 8 rows × 2 registers = 16 accumulators of the 32 registers.
@@ -261,7 +264,11 @@ fn sum(xs: &[f32]) -> f32 {
 fn max(xs: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let chunks = xs.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     for chunk in chunks {
         for (lane, &x) in lanes.iter_mut().zip(chunk) {
             *lane = lane.max(x);
@@ -394,13 +401,7 @@ impl Bert {
             hidden
                 .par_chunks(ROWS_PER_TASK * h)
                 .zip(qkv.par_chunks_mut(ROWS_PER_TASK * 3 * h))
-                .for_each(|(rows, out)| {
-                    self.arch.dispatch(Project {
-                        a: rows,
-                        b: w,
-                        out,
-                    })
-                });
+                .for_each(|(rows, out)| self.arch.dispatch(Project { a: rows, b: w, out }));
             // Pass 2: attention, one task per head over every input; `context` is laid out
             // head by head (`heads × tokens × head_dim`).
             let hd = shape.head_dim();
@@ -448,7 +449,10 @@ impl Bert {
         let mut rows: Vec<&mut [f32]> = hidden.chunks_mut(h).collect();
         let mut work: Vec<(&mut [f32], usize, usize, usize)> = Vec::with_capacity(rows.len());
         for (input, &start) in inputs.iter().zip(starts) {
-            assert!(input.ids.len() <= positions, "input longer than the positions");
+            assert!(
+                input.ids.len() <= positions,
+                "input longer than the positions"
+            );
             for (p, (&id, &ty)) in input.ids.iter().zip(input.type_ids).enumerate() {
                 let (id, ty) = (id as usize, ty as usize);
                 assert!(id < vocab && ty < types, "token id outside the vocabulary");
@@ -539,7 +543,11 @@ impl WithSimd for Attention<'_> {
                 for c in 0..NR {
                     let j = p * NR + c;
                     for d in 0..hd {
-                        panel[d * NR + c] = if j < len { rows[j * ld + k_col + d] } else { 0.0 };
+                        panel[d * NR + c] = if j < len {
+                            rows[j * ld + k_col + d]
+                        } else {
+                            0.0
+                        };
                     }
                 }
             }
@@ -615,14 +623,38 @@ impl WithSimd for FeedForward<'_> {
         }
         let layer = self.layer;
         let mut attended = vec![0f32; n * h];
-        matmul(simd, &context, h, n, layer.attention_out.view(), &mut attended, h);
+        matmul(
+            simd,
+            &context,
+            h,
+            n,
+            layer.attention_out.view(),
+            &mut attended,
+            h,
+        );
         for (row, residual) in attended.chunks_exact_mut(h).zip(self.rows.chunks_exact(h)) {
             add_layer_norm(row, Some(residual), &layer.attention_norm, eps);
         }
         let mut inner = vec![0f32; n * intermediate];
-        matmul(simd, &attended, h, n, layer.intermediate.view(), &mut inner, intermediate);
+        matmul(
+            simd,
+            &attended,
+            h,
+            n,
+            layer.intermediate.view(),
+            &mut inner,
+            intermediate,
+        );
         gelu_in_place(&mut inner);
-        matmul(simd, &inner, intermediate, n, layer.output.view(), self.rows, h);
+        matmul(
+            simd,
+            &inner,
+            intermediate,
+            n,
+            layer.output.view(),
+            self.rows,
+            h,
+        );
         for (row, residual) in self.rows.chunks_exact_mut(h).zip(attended.chunks_exact(h)) {
             add_layer_norm(row, Some(residual), &layer.output_norm, eps);
         }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use half::f16;
-use safetensors::{Dtype, SafeTensors};
 use pgvector::HalfVector;
+use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
