@@ -153,10 +153,10 @@ fn tile<S: Simd, const MR: usize, const NV: usize>(
     let mut acc = [[simd.splat_f32s(0.0); NV]; MR];
     for (kk, b) in panel.chunks_exact(NV).enumerate() {
         let b: [S::f32s; NV] = core::array::from_fn(|v| b[v]);
-        for i in 0..MR {
-            let x = simd.splat_f32s(lhs[i][kk]);
-            for v in 0..NV {
-                acc[i][v] = simd.mul_add_f32s(x, b[v], acc[i][v]);
+        for (acc, lhs) in acc.iter_mut().zip(&lhs) {
+            let x = simd.splat_f32s(lhs[kk]);
+            for (acc, &b) in acc.iter_mut().zip(&b) {
+                *acc = simd.mul_add_f32s(x, b, *acc);
             }
         }
     }
@@ -164,10 +164,10 @@ fn tile<S: Simd, const MR: usize, const NV: usize>(
     for (i, acc) in acc.iter().enumerate() {
         let row = &mut out[(r0 + i) * ldo + p * NR..][..NR];
         let row = S::as_mut_simd_f32s(row).0;
-        for v in 0..NV {
-            row[v] = match bias {
-                Some(bias) => simd.add_f32s(acc[v], bias[v]),
-                None => acc[v],
+        for (v, (dst, &acc)) in row.iter_mut().zip(acc).enumerate() {
+            *dst = match bias {
+                Some(bias) => simd.add_f32s(acc, bias[v]),
+                None => acc,
             };
         }
     }
@@ -200,17 +200,17 @@ fn matmul_scalar(a: &[f32], lda: usize, rows: usize, b: Panels<'_>, out: &mut [f
 fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
-    p = x2 * p + -2.101_024e-6;
-    p = x2 * p + -5.692_506_4e-5;
-    p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_599_8e-3;
-    p = x2 * p + -1.609_603_3e-2;
+    let mut p = x2 * -2.7261424e-10 + 2.7706815e-8;
+    p = x2 * p + -2.101024e-6;
+    p = x2 * p + -5.6925062e-5;
+    p = x2 * p + -7.3499064e-4;
+    p = x2 * p + -2.9546e-3;
+    p = x2 * p + -1.6096033e-2;
     let p = x * p;
-    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
-    q = x2 * q + -1.682_827e-3;
-    q = x2 * q + -7.373_329e-3;
-    q = x2 * q + -1.426_473_9e-2;
+    let mut q = x2 * -1.4566072e-5 + -2.1337406e-4;
+    q = x2 * q + -1.682827e-3;
+    q = x2 * q + -7.373329e-3;
+    q = x2 * q + -1.4264739e-2;
     p / q
 }
 
@@ -229,13 +229,13 @@ fn gelu_in_place(xs: &mut [f32]) {
 fn exp_nonpositive(x: f32) -> f32 {
     let x = x.max(-87.0);
     let n = (x * std::f32::consts::LOG2_E).round_ties_even();
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let r = x - n * 6.933594e-1 - n * -2.1219444e-4;
     let r2 = r * r;
-    let mut y = 1.987_569_1e-4 * r + 1.398_199_9e-3;
-    y = y * r + 8.333_452e-3;
-    y = y * r + 4.166_579_6e-2;
-    y = y * r + 1.666_666_5e-1;
-    y = y * r + 5.000_000_1e-1;
+    let mut y = 1.9875691e-4 * r + 1.3981999e-3;
+    y = y * r + 8.333452e-3;
+    y = y * r + 4.1665796e-2;
+    y = y * r + 1.6666666e-1;
+    y = y * r + 5e-1;
     let y = y * r2 + r + 1.0;
     // n ∈ [-126, 0]: a normal power of two.
     y * f32::from_bits((((n as i32) + 127) as u32) << 23)
