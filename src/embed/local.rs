@@ -303,9 +303,9 @@ fn check_architecture(path: &Path, config: &Config) -> Result<(), LocalModelErro
     }
     let heads = config.num_attention_heads;
     let sizes_fit = heads > 0
-        && config.hidden_size % heads == 0
-        && (config.hidden_size / heads) % 32 == 0
-        && config.intermediate_size % 32 == 0;
+        && config.hidden_size.is_multiple_of(heads)
+        && (config.hidden_size / heads).is_multiple_of(32)
+        && config.intermediate_size.is_multiple_of(32);
     if !sizes_fit {
         return unsupported(format!(
             "hidden_size {} / {heads} heads and intermediate_size {}: the matmul kernel needs \
