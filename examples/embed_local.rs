@@ -154,12 +154,13 @@ fn main() {
     let started = Instant::now();
     let model = LocalModel::load(&dir).unwrap_or_else(|e| panic!("{e}"));
     println!(
-        "loaded {} in {:.2}s: {} dimensions, {} max tokens, {} matmul threads",
+        "loaded {} in {:.2}s: {} dimensions, {} max tokens, {} threads, {} resident",
         dir.display(),
         started.elapsed().as_secs_f64(),
         model.dimensions(),
         model.max_input_tokens(),
-        candle_core::utils::get_num_threads(),
+        rayon::current_num_threads(),
+        memory("VmRSS"),
     );
 
     let target_tokens: usize = args
@@ -202,4 +203,18 @@ fn main() {
             tokens as f64 / seconds,
         );
     }
+    println!("peak resident memory: {}", memory("VmHWM"));
+}
+
+/// A line of /proc/self/status (Linux), e.g. the peak resident set `VmHWM`.
+fn memory(field: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(str::trim))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent numpy reference for sentence-transformers/all-MiniLM-L6-v2.
 
-Writes tests/data/minilm-reference.json, the vectors our Rust (candle)
+Writes tests/data/minilm-reference.json, the vectors our Rust
 embedder is checked against. No torch, no transformers, no
 sentence-transformers: safetensors is parsed by hand, the BERT forward pass
 is plain numpy (float64 by default), and only tokenisation uses the HF
@@ -263,7 +263,7 @@ def main() -> None:
     print(f"batched vs single max abs diff (f64): {diff:.3e}")
     assert diff < 1e-5, diff
 
-    # float32 pass (what candle computes) should be close to the f64 reference.
+    # float32 pass (what the Rust forward pass computes) should be close to the f64 reference.
     batched32 = MiniLM(model_dir, np.float32).embed(ids, mask).astype(np.float64)
     diff32 = float(np.abs(batched32 - batched).max())
     print(f"float32 vs float64 max abs diff:      {diff32:.3e}")

@@ -1,24 +1,24 @@
 //! In-process embeddings with a sentence-transformers BERT model (all-MiniLM-L6-v2) on the
-//! CPU, through candle: WordPiece tokenisation, the BERT forward pass, mean pooling over the
-//! attention mask and L2 normalisation, the same pipeline as sentence-transformers, so the
-//! vectors match those other tools compute for the same model.
+//! CPU: WordPiece tokenisation, the BERT forward pass ([`super::bert`]), mean pooling over
+//! each input's tokens and L2 normalisation, the same pipeline as sentence-transformers, so
+//! the vectors match those other tools compute for the same model.
 //!
-//! Everything here is synchronous and CPU-bound (candle spreads each matmul over all cores);
-//! async callers run it inside `tokio::task::spawn_blocking`, which [`Local`], the
-//! backend, does one batch at a time.
+//! Everything here is synchronous and CPU-bound (the forward pass spreads over rayon's
+//! threads, one per core unless `RAYON_NUM_THREADS` says otherwise); async callers run it
+//! inside `tokio::task::spawn_blocking`, which [`Local`], the backend, does one batch at a
+//! time, so the runtime's threads stay free for the worker's other stages.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use half::f16;
 use pgvector::HalfVector;
+use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use super::bert::{Bert, Input, Layer, Norm, Packed, Shape};
 use super::vectors::check_values;
 use super::{Bill, EmbedError, Usage};
 use crate::config::EmbeddingSettings;
@@ -34,12 +34,11 @@ const CONFIG_FILE: &str = "config.json";
 const SENTENCE_CONFIG_FILE: &str = "sentence_bert_config.json";
 const POOLING_CONFIG_FILE: &str = "1_Pooling/config.json";
 
-/// Inputs per forward pass. On 2 cores, 16 inputs of ~200 tokens embed as fast as 32 or 64
-/// (the matmuls already keep every core busy) with half the activation memory: attention
-/// scores grow with batch × length².
+/// Inputs per forward pass. Inputs are not padded, so this only bounds how much work one
+/// pass holds; 16 inputs of ~200 tokens already split into 33 row blocks for the cores.
 const MAX_BATCH_INPUTS: usize = 16;
-/// Padded tokens per forward pass (batch size × longest input in it): caps memory per batch
-/// whatever the input lengths. 16 inputs of 256 tokens fit exactly.
+/// Tokens per forward pass (batch size × longest input in it): caps the activations of a
+/// batch (4096 tokens × (384 + 1152 + 384) floats, 31 MB) whatever the input lengths.
 const MAX_BATCH_TOKENS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,31 +65,23 @@ pub enum LocalModelError {
         #[source]
         source: tokenizers::Error,
     },
-    #[error("cannot load BERT weights from {}: {source}", .path.display())]
-    Weights {
-        path: PathBuf,
-        #[source]
-        source: candle_core::Error,
-    },
+    #[error("cannot load BERT weights from {}: {reason}", .path.display())]
+    Weights { path: PathBuf, reason: String },
     #[error("tokenisation failed: {0}")]
     Tokenize(#[source] tokenizers::Error),
-    #[error("model forward pass failed: {0}")]
-    Inference(#[from] candle_core::Error),
 }
 
 /// A sentence-transformers BERT model loaded in memory; `Send + Sync`, so one instance is
 /// shared (behind an `Arc`) by every task that embeds.
 pub struct LocalModel {
-    model: BertModel,
+    model: Bert,
     /// Truncates at `max_input_tokens`, as sentence-transformers does; never pads (batches
     /// are padded here, to the longest input of each, not to a fixed length).
     tokenizer: Tokenizer,
     /// Same tokenizer without truncation, so oversize inputs show their real length.
     counter: Tokenizer,
-    device: Device,
     dimensions: usize,
     max_input_tokens: usize,
-    pad_token_id: u32,
 }
 
 // The worker shares one model across threads; fail the build, not the deployment, if a
@@ -107,6 +98,38 @@ pub struct Embedded {
     pub vectors: Vec<Vec<f32>>,
     /// Tokens the model processed: after truncation, with [CLS]/[SEP], without padding.
     pub tokens: u64,
+}
+
+/// The parts of a Hugging Face BERT `config.json` the forward pass reads.
+#[derive(Deserialize)]
+struct Config {
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    #[serde(default = "default_hidden_act")]
+    hidden_act: String,
+    max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab_size")]
+    type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "default_position_embedding_type")]
+    position_embedding_type: String,
+}
+
+fn default_hidden_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab_size() -> usize {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_position_embedding_type() -> String {
+    "absolute".into()
 }
 
 #[derive(Deserialize)]
@@ -181,37 +204,23 @@ impl LocalModel {
                 source,
             })?;
 
-        let weights_path = dir.join(WEIGHTS_FILE);
-        let device = Device::Cpu;
-        let weights_error = |source| LocalModelError::Weights {
-            path: weights_path.clone(),
-            source,
-        };
-        // `safetensors::load` maps the file and copies the tensors out, so no unsafe mmap
-        // lifetime leaks into this crate (which forbids unsafe code).
-        let tensors =
-            candle_core::safetensors::load(&weights_path, &device).map_err(weights_error)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        // BertModel::load accepts both layouts: bare names (sentence-transformers exports)
-        // and `bert.`-prefixed ones (transformers' BertForX checkpoints).
-        let model = BertModel::load(vb, &config).map_err(weights_error)?;
+        check_architecture(&config_path, &config)?;
+        let model = load_weights(&dir.join(WEIGHTS_FILE), &config)?;
 
         tracing::debug!(
             dir = %dir.display(),
             dimensions = config.hidden_size,
             max_input_tokens,
-            matmul_threads = candle_core::utils::get_num_threads(),
+            threads = rayon::current_num_threads(),
+            instructions = ?model.arch,
             "local embedding model loaded"
         );
         Ok(Self {
             model,
             tokenizer,
             counter,
-            device,
             dimensions: config.hidden_size,
             max_input_tokens,
-            // Padding is masked out, so any in-vocabulary id would do; 0 is [PAD] for BERT.
-            pad_token_id: u32::try_from(config.pad_token_id).unwrap_or(0),
         })
     }
 
@@ -257,54 +266,150 @@ impl LocalModel {
 
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for batch in plan_batches(&lengths, MAX_BATCH_INPUTS, MAX_BATCH_TOKENS) {
-            let width = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
-            let mut ids = Vec::with_capacity(batch.len() * width);
-            let mut type_ids = Vec::with_capacity(batch.len() * width);
-            let mut mask = Vec::with_capacity(batch.len() * width);
-            for &i in &batch {
-                let e = &encodings[i];
-                let pad = width - e.len();
-                ids.extend_from_slice(e.get_ids());
-                ids.extend(std::iter::repeat_n(self.pad_token_id, pad));
-                type_ids.extend_from_slice(e.get_type_ids());
-                type_ids.extend(std::iter::repeat_n(0, pad));
-                mask.extend(std::iter::repeat_n(1u32, e.len()));
-                mask.extend(std::iter::repeat_n(0u32, pad));
-            }
-            let shape = (batch.len(), width);
-            let ids = Tensor::from_vec(ids, shape, &self.device)?;
-            let type_ids = Tensor::from_vec(type_ids, shape, &self.device)?;
-            let mask = Tensor::from_vec(mask, shape, &self.device)?;
-            let pooled = self.forward_pooled(&ids, &type_ids, &mask)?;
-            for (&i, vector) in batch.iter().zip(pooled) {
+            let inputs: Vec<Input<'_>> = batch
+                .iter()
+                .map(|&i| Input {
+                    ids: encodings[i].get_ids(),
+                    type_ids: encodings[i].get_type_ids(),
+                })
+                .collect();
+            for (&i, vector) in batch.iter().zip(self.model.embed(&inputs)) {
                 vectors[i] = vector;
             }
         }
         Ok(Embedded { vectors, tokens })
     }
+}
 
-    /// One padded batch → one normalised vector per row.
-    fn forward_pooled(
-        &self,
-        ids: &Tensor,
-        type_ids: &Tensor,
-        mask: &Tensor,
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
-        // The mask matters twice: inside attention (so real tokens ignore padding) and in
-        // the mean (so padding does not dilute it).
-        let hidden = self.model.forward(ids, type_ids, Some(mask))?;
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        // torch.nn.functional.normalize's eps, so an all-zero vector stays finite.
-        let norms = mean
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
-        mean.broadcast_div(&norms)?.to_vec2::<f32>()
+/// Refuses what the forward pass does not implement, rather than computing other vectors.
+fn check_architecture(path: &Path, config: &Config) -> Result<(), LocalModelError> {
+    let unsupported = |reason: String| {
+        Err(LocalModelError::Unsupported {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    if config.hidden_act != "gelu" {
+        return unsupported(format!(
+            "hidden_act {:?}: only \"gelu\" (exact, erf) is implemented",
+            config.hidden_act
+        ));
     }
+    if config.position_embedding_type != "absolute" {
+        return unsupported(format!(
+            "position_embedding_type {:?}: only \"absolute\" is implemented",
+            config.position_embedding_type
+        ));
+    }
+    let heads = config.num_attention_heads;
+    let sizes_fit = heads > 0
+        && config.hidden_size.is_multiple_of(heads)
+        && (config.hidden_size / heads).is_multiple_of(32)
+        && config.intermediate_size.is_multiple_of(32);
+    if !sizes_fit {
+        return unsupported(format!(
+            "hidden_size {} / {heads} heads and intermediate_size {}: the matmul kernel needs \
+             head sizes and widths that are multiples of 32",
+            config.hidden_size, config.intermediate_size
+        ));
+    }
+    Ok(())
+}
+
+/// Reads `model.safetensors` (float32, names with or without a `bert.` prefix) into the
+/// forward pass's layout: weights packed for its matmul, Q/K/V side by side, the query
+/// pre-scaled by 1/√head_dim. The file is read into memory, not mapped: mapping is `unsafe`
+/// and this crate forbids unsafe code; the packed copy replaces it once loaded.
+fn load_weights(path: &Path, config: &Config) -> Result<Bert, LocalModelError> {
+    let bytes = std::fs::read(path).map_err(|source| LocalModelError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let error = |reason: String| LocalModelError::Weights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| error(e.to_string()))?;
+    let prefix = if file.names().iter().any(|n| n.starts_with("bert.")) {
+        "bert."
+    } else {
+        ""
+    };
+    let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>, LocalModelError> {
+        let full = format!("{prefix}{name}");
+        let view = file
+            .tensor(&full)
+            .map_err(|e| error(format!("{full}: {e}")))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(error(format!("{full} is {:?}, not F32", view.dtype())));
+        }
+        if view.shape() != shape {
+            return Err(error(format!(
+                "{full} has shape {:?}, expected {shape:?}",
+                view.shape()
+            )));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    let h = config.hidden_size;
+    let inner = config.intermediate_size;
+    let norm = |name: &str| -> Result<Norm, LocalModelError> {
+        Ok(Norm {
+            gamma: tensor(&format!("{name}.weight"), &[h])?,
+            beta: tensor(&format!("{name}.bias"), &[h])?,
+        })
+    };
+    let scale = 1.0 / ((h / config.num_attention_heads) as f32).sqrt();
+
+    let mut layers = Vec::with_capacity(config.num_hidden_layers);
+    for i in 0..config.num_hidden_layers {
+        let at = |part: &str| format!("encoder.layer.{i}.{part}");
+        let mut qkv_weight = Vec::with_capacity(3 * h * h);
+        let mut qkv_bias = Vec::with_capacity(3 * h);
+        for (part, factor) in [("query", scale), ("key", 1.0), ("value", 1.0)] {
+            let w = tensor(&at(&format!("attention.self.{part}.weight")), &[h, h])?;
+            let b = tensor(&at(&format!("attention.self.{part}.bias")), &[h])?;
+            qkv_weight.extend(w.iter().map(|x| x * factor));
+            qkv_bias.extend(b.iter().map(|x| x * factor));
+        }
+        let linear = |name: &str, n: usize, k: usize| -> Result<Packed, LocalModelError> {
+            let w = tensor(&at(&format!("{name}.weight")), &[n, k])?;
+            let b = tensor(&at(&format!("{name}.bias")), &[n])?;
+            Ok(Packed::new(&w, b, n, k))
+        };
+        layers.push(Layer {
+            qkv: Packed::new(&qkv_weight, qkv_bias, 3 * h, h),
+            attention_out: linear("attention.output.dense", h, h)?,
+            attention_norm: norm(&at("attention.output.LayerNorm"))?,
+            intermediate: linear("intermediate.dense", inner, h)?,
+            output: linear("output.dense", h, inner)?,
+            output_norm: norm(&at("output.LayerNorm"))?,
+        });
+    }
+    Ok(Bert {
+        shape: Shape {
+            hidden: h,
+            heads: config.num_attention_heads,
+            intermediate: inner,
+            eps: config.layer_norm_eps as f32,
+        },
+        word: tensor("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
+        position: tensor(
+            "embeddings.position_embeddings.weight",
+            &[config.max_position_embeddings, h],
+        )?,
+        token_type: tensor(
+            "embeddings.token_type_embeddings.weight",
+            &[config.type_vocab_size, h],
+        )?,
+        embedding_norm: norm("embeddings.LayerNorm")?,
+        layers,
+        arch: pulp::Arch::new(),
+    })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LocalModelError> {

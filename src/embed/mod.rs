@@ -8,6 +8,7 @@
 
 mod api;
 mod batcher;
+mod bert;
 mod error;
 pub mod local;
 mod pack;

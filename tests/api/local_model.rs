@@ -1,4 +1,4 @@
-//! The in-process embedding model (all-MiniLM-L6-v2 on candle) against vectors from an
+//! The in-process embedding model (all-MiniLM-L6-v2, src/embed/bert.rs) against vectors from an
 //! independent float64 numpy forward pass (`scripts/minilm_reference.py`). Needs the model
 //! files, not the database.
 
