@@ -176,7 +176,7 @@ impl Packer<'_> {
         let mut parts = self.parts(text, capacity);
         let mut i = 0;
         while parts.len() >= 2 && i < parts.len() {
-            if self.chunker.count_tokens(parts[i].1) * SCRAP >= capacity {
+            if !self.is_scrap(parts[i].1, capacity) {
                 i += 1;
                 continue;
             }
@@ -211,13 +211,18 @@ impl Packer<'_> {
         // The splitter keeps a paragraph whole when it fits, so a lead-in ("… the following
         // capabilities:") before a list that nearly fills a part on its own comes back as
         // the same scrap. Then the two are cut at the line nearest their middle instead.
-        let scrap = |part: &str| self.chunker.count_tokens(part) * SCRAP < capacity;
-        if parts.len() == 2 && parts.iter().any(|(_, p)| scrap(p)) {
+        if parts.len() == 2 && parts.iter().any(|(_, p)| self.is_scrap(p, capacity)) {
             if let Some(lines) = self.line_halves(text, capacity) {
                 return lines;
             }
         }
         parts
+    }
+
+    /// A part under 1/SCRAP of `capacity`: embedded under its heading path it reads as
+    /// little more than the heading.
+    fn is_scrap(&self, part: &str, capacity: usize) -> bool {
+        self.chunker.count_tokens(part) * SCRAP < capacity
     }
 
     /// `text` cut in two at the line break that best evens out the halves' tokens, if both
@@ -232,8 +237,7 @@ impl Packer<'_> {
             .min_by_key(|&(_, head)| head.abs_diff(total / 2))?;
         let (head, tail) = text.split_at(best.0);
         let fits = |part: &str| {
-            let tokens = self.chunker.count_tokens(part);
-            tokens <= capacity && tokens * SCRAP >= capacity
+            self.chunker.count_tokens(part) <= capacity && !self.is_scrap(part, capacity)
         };
         (fits(head) && fits(tail)).then(|| vec![(0, head), (best.0, tail)])
     }
