@@ -8,6 +8,7 @@
 
 mod outline;
 mod pack;
+mod slices;
 
 use std::sync::Arc;
 
@@ -98,9 +99,14 @@ impl Template {
         Ok(Self(text.into()))
     }
 
+    /// Whether what is embedded under `context` is the content alone.
+    fn embeds_alone(&self, context: &str) -> bool {
+        context.is_empty() || !self.0.contains("{heading}")
+    }
+
     /// What is embedded for `content` under `context`.
     fn fill(&self, context: &str, content: &str) -> String {
-        if context.is_empty() || !self.0.contains("{heading}") {
+        if self.embeds_alone(context) {
             return content.to_string();
         }
         // Replaced in one pass, so a heading that itself reads "{content}" stays text.
@@ -152,12 +158,8 @@ impl Chunker {
             _ => 0,
         };
         let headings = outline::headings(doc, &extracted_text, &section_starts, from);
-        let pieces = pack::Packer {
-            chunker: self,
-            text: &extracted_text,
-            markdown: doc.format.has_headings(),
-        }
-        .pack(from, &headings);
+        let pieces = pack::Packer::new(self, &extracted_text, doc.format.has_headings())
+            .pack(from, &headings);
 
         let section_at = |byte: usize| section_starts.partition_point(|&s| s <= byte).max(1) - 1;
         let page_at = |byte: usize| doc.sections.get(section_at(byte)).and_then(|s| s.page);

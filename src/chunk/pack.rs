@@ -17,9 +17,12 @@
 //! No chunk ever ends with a heading whose text is in the next chunk, and no chunk overlaps
 //! a neighbouring section: overlap is only between the parts of one split section.
 
+use std::cell::OnceCell;
+
 use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
 
 use super::outline::Heading;
+use super::slices::SliceCounter;
 use super::Chunker;
 
 /// Tokens kept free beyond what the parts measure on their own: a tokenizer may count the
@@ -31,6 +34,10 @@ const SLACK: usize = 4;
 const SCRAP: usize = 4;
 /// Capacities tried when evening out a split (see `Packer::even_parts`).
 const EVEN_TRIES: usize = 4;
+/// Bytes per token above which a section is long enough that it will almost surely be
+/// split (English prose runs at about four bytes a cl100k token), so its slices are counted
+/// from the whole text's tokens from the start rather than tokenized once more on their own.
+const LONG_BYTES_PER_TOKEN: usize = 8;
 
 /// A chunk's byte range in the document's text, the heading path embedded above it, the
 /// heading path in force where it starts, and the tokens of what is embedded for it once
@@ -58,13 +65,35 @@ struct Section {
 }
 
 pub(super) struct Packer<'a> {
-    pub chunker: &'a Chunker,
-    pub text: &'a str,
+    chunker: &'a Chunker,
+    text: &'a str,
     /// Whether the text is Markdown (split by its own structure: lists, code blocks).
-    pub markdown: bool,
+    markdown: bool,
+    /// Counts slices of `text` while splitting; the whole text is tokenized for it the
+    /// first time a section has to be split (most small documents never are).
+    slices: OnceCell<SliceCounter<'a>>,
 }
 
-impl Packer<'_> {
+impl<'a> Packer<'a> {
+    pub fn new(chunker: &'a Chunker, text: &'a str, markdown: bool) -> Self {
+        Self {
+            chunker,
+            text,
+            markdown,
+            slices: OnceCell::new(),
+        }
+    }
+
+    fn slices(&self) -> &SliceCounter<'a> {
+        self.slices
+            .get_or_init(|| SliceCounter::new(&self.chunker.tokenizer, self.text))
+    }
+
+    /// Tokens of a slice of the text (exact; see `slices`).
+    fn count(&self, slice: &str) -> usize {
+        self.slices().count(slice)
+    }
+
     pub fn pack(&self, from: usize, headings: &[Heading]) -> Vec<Piece> {
         let mut pieces = Vec::new();
         for section in self.sections(from, headings) {
@@ -129,8 +158,20 @@ impl Packer<'_> {
     fn tokens(&self, context: &[String], start: usize, end: usize) -> usize {
         let content = self.text[start..end].trim();
         let context = context.join(super::HEADING_SEPARATOR);
-        self.chunker
-            .count_tokens(&self.chunker.template.fill(&context, content))
+        let template = &self.chunker.template;
+        if !template.embeds_alone(&context) {
+            return self.chunker.count_tokens(&template.fill(&context, content));
+        }
+        // The text alone is a slice: counted from the whole text's tokens once they exist,
+        // or once it is long enough to be split anyway (the split needs them); a document
+        // whose sections all fit is tokenized once, section by section.
+        if self.slices.get().is_some()
+            || content.len() > LONG_BYTES_PER_TOKEN * self.chunker.max_tokens
+        {
+            self.count(content)
+        } else {
+            self.chunker.count_tokens(content)
+        }
     }
 
     /// Splits a section too large for one chunk (rule 3).
@@ -202,7 +243,7 @@ impl Packer<'_> {
     /// more than two.
     fn halves<'t>(&self, text: &'t str, capacity: usize) -> Vec<(usize, &'t str)> {
         let overlap = self.chunker.overlap_tokens.min(capacity / 2);
-        let even = (self.chunker.count_tokens(text) + overlap).div_ceil(2);
+        let even = (self.count(text) + overlap).div_ceil(2);
         let parts = (0..=EVEN_TRIES)
             .map(|step| even + capacity.saturating_sub(even) * step / EVEN_TRIES)
             .map(|c| self.parts(text, c.min(capacity)))
@@ -222,23 +263,21 @@ impl Packer<'_> {
     /// A part under 1/SCRAP of `capacity`: embedded under its heading path it reads as
     /// little more than the heading.
     fn is_scrap(&self, part: &str, capacity: usize) -> bool {
-        self.chunker.count_tokens(part) * SCRAP < capacity
+        self.count(part) * SCRAP < capacity
     }
 
     /// `text` cut in two at the line break that best evens out the halves' tokens, if both
     /// halves fit `capacity` and neither is a scrap.
     fn line_halves<'t>(&self, text: &'t str, capacity: usize) -> Option<Vec<(usize, &'t str)>> {
-        let total = self.chunker.count_tokens(text);
+        let total = self.count(text);
         let best = text
             .match_indices('\n')
             .map(|(at, _)| at + 1)
             .filter(|&at| at < text.len() && !text[at..].trim().is_empty())
-            .map(|at| (at, self.chunker.count_tokens(&text[..at])))
+            .map(|at| (at, self.count(&text[..at])))
             .min_by_key(|&(_, head)| head.abs_diff(total / 2))?;
         let (head, tail) = text.split_at(best.0);
-        let fits = |part: &str| {
-            self.chunker.count_tokens(part) <= capacity && !self.is_scrap(part, capacity)
-        };
+        let fits = |part: &str| self.count(part) <= capacity && !self.is_scrap(part, capacity);
         (fits(head) && fits(tail)).then(|| vec![(0, head), (best.0, tail)])
     }
 
@@ -249,7 +288,7 @@ impl Packer<'_> {
         let config = ChunkConfig::new(capacity.max(1))
             .with_overlap(overlap)
             .expect("overlap is below capacity")
-            .with_sizer(self.chunker.tokenizer.clone());
+            .with_sizer(self.slices());
         if self.markdown {
             MarkdownSplitter::new(config).chunk_indices(text).collect()
         } else {

@@ -248,6 +248,19 @@ impl LocalModel {
         }
     }
 
+    /// Byte offsets where each of `text`'s tokens ends, [CLS] and [SEP] left out: what
+    /// `chunk`'s slice counter needs to count any slice of `text` from one tokenization.
+    /// Empty when the tokenizer fails (the caller then counts slices one by one).
+    pub fn token_ends(&self, text: &str) -> Vec<usize> {
+        match self.counter.encode(text, false) {
+            Ok(encoding) => encoding.get_offsets().iter().map(|&(_, end)| end).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "tokenizing failed; counting slices one by one");
+                Vec::new()
+            }
+        }
+    }
+
     /// Embeds `texts`, truncating each at `max_input_tokens`. Inputs are grouped by length
     /// so that padding stays small; vectors come back in input order.
     pub fn embed(&self, texts: &[&str]) -> Result<Embedded, LocalModelError> {

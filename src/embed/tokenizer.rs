@@ -44,6 +44,33 @@ impl Tokenizer {
     }
 }
 
+impl Tokenizer {
+    /// Byte offsets where each token of `text` ends, in order, without the tokens the
+    /// tokenizer adds to every text (see [`Tokenizer::added`]). Empty if they cannot be had.
+    pub fn token_ends(&self, text: &str) -> Vec<usize> {
+        match self {
+            Tokenizer::Cl100k(bpe) => {
+                let mut end = 0;
+                let mut ends = Vec::new();
+                for token in bpe.encode_ordinary(text) {
+                    match bpe.decode_bytes(&[token]) {
+                        Ok(bytes) => end += bytes.len(),
+                        Err(_) => return Vec::new(),
+                    }
+                    ends.push(end);
+                }
+                ends
+            }
+            Tokenizer::Local(model) => model.token_ends(text),
+        }
+    }
+
+    /// Tokens counted for every text, even an empty one ([CLS] and [SEP] for WordPiece).
+    pub fn added(&self) -> usize {
+        self.count("")
+    }
+}
+
 impl ChunkSizer for Tokenizer {
     fn size(&self, chunk: &str) -> usize {
         self.count(chunk)
