@@ -199,9 +199,10 @@ fn record_stop(stopped: &Stopped, reason: String) {
     let _ = stopped.set(reason);
 }
 
-/// Collects items and sends a request whenever one is full or its oldest item has waited
-/// `batch_linger_ms` and the provider's limits would let it leave at once. Requests run concurrently, owned here; the embedder's limiter paces
-/// them. A request task that panics stops the engine (its files, and every later one, get
+/// Collects items and sends a request whenever one is full, and a partial one when no
+/// request is out (the provider is idle) or its oldest item has waited `batch_linger_ms`,
+/// if the provider's limits would let it leave at once. Requests run concurrently, owned
+/// here; the embedder's limiter paces them. A request task that panics stops the engine (its files, and every later one, get
 /// `EngineStopped`): the state it shared with the others can no longer be trusted.
 async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Submission>, stopped: Stopped) {
     let settings = engine.embedder.settings().clone();
@@ -234,7 +235,6 @@ async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Submission>, s
                         return;
                     }
                 }
-                continue;
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 // A partial request goes when its oldest input has lingered, unless the
@@ -246,7 +246,11 @@ async fn run(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Submission>, s
                 continue;
             }
         }
-        flush(&engine, &mut queue, &settings, !open, &mut requests);
+        // Lingering fills requests while one is out; with none out the provider is idle,
+        // and a partial request waiting for company would only leave it idle longer (an
+        // instant provider, a local GPU server): it goes at once, if the limits let it.
+        let idle = requests.is_empty() && engine.embedder.request_ready();
+        flush(&engine, &mut queue, &settings, !open || idle, &mut requests);
         if queue.is_empty() {
             oldest = None;
         }
