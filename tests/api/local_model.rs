@@ -169,3 +169,46 @@ fn local_provider_refuses_a_mismatched_configuration() {
     // Chunking counts with the model's WordPiece tokenizer, [CLS] and [SEP] included.
     assert_eq!(embedder.tokenizer().count("hello world"), 4);
 }
+
+/// Chunks of a long section are sized from one tokenization of the whole text (token end
+/// offsets from the tokenizer), which is only right if those offsets are byte offsets of
+/// the text: accented, Cyrillic, Greek and CJK text would shift them otherwise. Every
+/// chunk's recorded count is the model's own count of what it embeds, within the budget.
+#[test]
+fn chunks_of_non_ascii_text_count_as_the_model_counts_them() {
+    use ragworker::chunk::{Chunker, Tokenizer};
+    use ragworker::config::ChunkingSettings;
+    use std::sync::Arc;
+
+    let model = Arc::new(load_model());
+    let settings = ChunkingSettings {
+        max_tokens: 64,
+        overlap_tokens: 8,
+        embed_template: "{heading}\n\n{content}".into(),
+    };
+    let chunker = Chunker::new(&settings, Tokenizer::Local(model.clone())).unwrap();
+    let paragraph = "Ünïcödé wörds — “quotes”, naïve café. Съешь же ещё этих мягких булок. \
+                     Ελληνικά κείμενα εδώ. 東京は日本の首都です。 Tabs\tand  double  spaces, 3.14 and 1,000.";
+    let text = format!("# Überschrift\n\n{}", vec![paragraph; 12].join("\n\n"));
+    let doc = ragworker::extract::extract(text.as_bytes(), "notes.md", None, 1 << 20).unwrap();
+    let chunks = chunker.chunk(&doc).chunks;
+    assert!(
+        chunks.len() > 5,
+        "the section was split: {} chunks",
+        chunks.len()
+    );
+    for chunk in &chunks {
+        assert_eq!(
+            chunk.token_count as usize,
+            model.count_tokens(&chunk.embed_input),
+            "chunk {}: {:?}",
+            chunk.index,
+            chunk.embed_input
+        );
+        assert!(
+            chunk.token_count <= 64,
+            "chunk {} over the budget",
+            chunk.index
+        );
+    }
+}
