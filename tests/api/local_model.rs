@@ -189,7 +189,7 @@ fn chunks_of_non_ascii_text_count_as_the_model_counts_them() {
     let chunker = Chunker::new(&settings, Tokenizer::Local(model.clone())).unwrap();
     let paragraph = "Ünïcödé wörds — “quotes”, naïve café. Съешь же ещё этих мягких булок. \
                      Ελληνικά κείμενα εδώ. 東京は日本の首都です。 Tabs\tand  double  spaces, 3.14 and 1,000.";
-    let text = format!("# Überschrift\n\n{}", vec![paragraph; 12].join("\n\n"));
+    let text = format!("# Überschrift\n\n{}", [paragraph; 12].join("\n\n"));
     let doc = ragworker::extract::extract(text.as_bytes(), "notes.md", None, 1 << 20).unwrap();
     let chunks = chunker.chunk(&doc).chunks;
     assert!(
