@@ -847,6 +847,7 @@ mod tests {
             "odt-twolevellist.odt",
             "odt-simpletable.odt",
             "odp-ol.odp",
+            "odp-emb-spreadsheet.odp",
             "live-manual.epub",
             "rtf-accents.rtf",
             "rtf-cp1251.rtf",
@@ -869,7 +870,7 @@ mod tests {
                 tried += 1;
             }
         }
-        assert_eq!(tried, 11 * 23);
+        assert_eq!(tried, 12 * 23);
     }
 
     /// Inputs on which the fuzzers made a parsing crate (pdf-extract) panic: the panic must
