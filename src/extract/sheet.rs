@@ -15,7 +15,7 @@
 //! before anything is inflated.
 
 use std::fmt::Write;
-use std::io::Cursor;
+use std::io::{Cursor, Read as _};
 
 use calamine::{Data, Reader};
 
@@ -83,6 +83,9 @@ pub(super) fn workbook(
     let unreadable = |e: &dyn std::fmt::Display| corrupt(name, e);
     if kind != Kind::Xls {
         check_zip_sizes(bytes, name, max_text_bytes)?;
+    }
+    if kind == Kind::Xlsx {
+        check_dimensions(bytes)?;
     }
     let mut grids = Vec::new();
     match kind {
@@ -411,6 +414,87 @@ fn check_zip_sizes(
     Ok(())
 }
 
+/// Refuses a worksheet whose `<dimension ref="A2:B1">` calamine cannot take: it subtracts
+/// the start from the end and multiplies out the letters and digits without checks, which
+/// panics where overflow is checked (tests, the fuzzer) and wraps where it is not (found by
+/// the `extract_sheet` fuzz target, fuzz/regressions/extract_sheet/). A sheet states its
+/// dimension near its start (before its rows), so only the first 64 KiB of each is read.
+fn check_dimensions(bytes: &[u8]) -> Result<(), ExtractError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt("XLSX", &e))?;
+    for i in 0..zip.len() {
+        let Ok(file) = zip.by_index(i) else { continue };
+        let Ok(part) = file.name().map(|n| n.into_owned()) else {
+            continue;
+        };
+        if !(part.starts_with("xl/worksheets/") && part.ends_with(".xml")) {
+            continue;
+        }
+        let mut head = Vec::new();
+        // A part that does not inflate is calamine's to report.
+        if file.take(64 << 10).read_to_end(&mut head).is_err() {
+            continue;
+        }
+        if let Some(dimension) = dimension_ref(&head) {
+            if !dimension_is_sound(&dimension) {
+                return Err(corrupt(
+                    "XLSX",
+                    &format_args!("{part}: its dimension {dimension:?} is not a range of cells"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `ref` of the first `<dimension>` element (any prefix) in the bytes.
+fn dimension_ref(xml: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(xml);
+    let mut rest = text.as_ref();
+    while let Some(at) = rest.find("dimension") {
+        let before = rest[..at].chars().next_back();
+        let tag = &rest[at + "dimension".len()..];
+        rest = tag;
+        if !matches!(before, Some('<' | ':')) || !tag.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+        let value = tag.split_once("ref=")?.1;
+        let quote = value.chars().next().filter(|q| matches!(q, '"' | '\''))?;
+        let value = &value[1..];
+        return Some(value[..value.find(quote)?].to_string());
+    }
+    None
+}
+
+/// Whether calamine reads `A1` or `A2:C9` without overflow: letters then digits, a row from
+/// 1, sizes that fit its 32-bit arithmetic, and a range whose end is not before its start.
+/// Anything else that is not a cell reference calamine rejects with an error of its own.
+fn dimension_is_sound(dimension: &str) -> bool {
+    fn cell(r: &str) -> Option<Option<(u64, u64)>> {
+        let letters = r.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let digits = &r[letters..];
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(None); // not a reference: calamine's own error
+        }
+        // ZZZZZZ and 999,999,999 fit in a u32; more might not.
+        if letters > 6 || digits.len() > 9 {
+            return None;
+        }
+        let col = r[..letters].bytes().fold(0u64, |c, b| {
+            c * 26 + u64::from(b.to_ascii_uppercase() - b'A') + 1
+        });
+        let row = digits.parse::<u64>().unwrap_or(0);
+        Some(Some((row, col)))
+    }
+    let parts: Vec<&str> = dimension.split(':').collect();
+    let cells: Option<Vec<Option<(u64, u64)>>> = parts.iter().map(|p| cell(p)).collect();
+    match cells.as_deref() {
+        None => false,
+        Some([Some((r0, c0)), Some((r1, c1))]) => r1 >= r0 && c1 >= c0,
+        Some(_) => true,
+    }
+}
+
 /// `corrupt or unreadable XLSX: …`, with the reader's reason cut to a line.
 fn corrupt(format: &'static str, reason: &dyn std::fmt::Display) -> ExtractError {
     ExtractError::Corrupt {
@@ -530,6 +614,28 @@ and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="i
         let text = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap();
         assert_eq!(text, ["# Budget\n\nfar away\n"]);
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// The `extract_sheet` fuzz target's finding: a dimension that ends before it starts made
+    /// calamine subtract with overflow. Such a sheet fails as corrupt, whatever the build.
+    #[test]
+    fn a_dimension_calamine_cannot_take_fails_as_corrupt() {
+        let cell = r#"<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row></sheetData></worksheet>"#;
+        for dimension in [r#"ref="A2:B1""#, r#"ref='B1:A1'"#, r#"ref="A1:ZZZZZZZ1""#] {
+            let sheet = format!("{SHEET_NS}<x:dimension {dimension}/>{cell}");
+            let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
+            assert!(
+                err.to_string().starts_with(
+                    "corrupt or unreadable XLSX: xl/worksheets/sheet1.xml: its dimension"
+                ),
+                "{dimension}: {err}"
+            );
+        }
+        for dimension in ["A1", "A1:B2", "A1:XFD1048576"] {
+            let sheet = format!(r#"{SHEET_NS}<dimension ref="{dimension}"/>{cell}"#);
+            let text = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap();
+            assert_eq!(text, ["# Budget\n\nx\n"], "{dimension}");
+        }
     }
 
     #[test]
