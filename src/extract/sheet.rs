@@ -85,7 +85,7 @@ pub(super) fn workbook(
         check_zip_sizes(bytes, name, max_text_bytes)?;
     }
     if kind == Kind::Xlsx {
-        check_dimensions(bytes)?;
+        check_dimensions(bytes, max_text_bytes)?;
     }
     let mut grids = Vec::new();
     match kind {
@@ -414,12 +414,12 @@ fn check_zip_sizes(
     Ok(())
 }
 
-/// Refuses a worksheet whose `<dimension ref="A2:B1">` calamine cannot take: it subtracts
-/// the start from the end and multiplies out the letters and digits without checks, which
-/// panics where overflow is checked (tests, the fuzzer) and wraps where it is not (found by
-/// the `extract_sheet` fuzz target, fuzz/regressions/extract_sheet/). A sheet states its
-/// dimension near its start (before its rows), so only the first 64 KiB of each is read.
-fn check_dimensions(bytes: &[u8]) -> Result<(), ExtractError> {
+/// Refuses a worksheet with a range calamine cannot take, in a `<dimension ref="A2:B1">` or
+/// a shared formula's `<f ref="…">`: it subtracts the start from the end and multiplies out
+/// the letters and digits without checks, which panics where overflow is checked (tests,
+/// the fuzzer) and wraps where it is not (found by the `extract_sheet` fuzz target,
+/// fuzz/regressions/extract_sheet/). The parts' sizes were bounded by [`check_zip_sizes`].
+fn check_dimensions(bytes: &[u8], max_text_bytes: usize) -> Result<(), ExtractError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt("XLSX", &e))?;
     for i in 0..zip.len() {
         let Ok(file) = zip.by_index(i) else { continue };
@@ -429,41 +429,49 @@ fn check_dimensions(bytes: &[u8]) -> Result<(), ExtractError> {
         if !(part.starts_with("xl/worksheets/") && part.ends_with(".xml")) {
             continue;
         }
-        let mut head = Vec::new();
+        let mut xml = Vec::new();
+        let limit = max_text_bytes.saturating_mul(8) as u64;
         // A part that does not inflate is calamine's to report.
-        if file.take(64 << 10).read_to_end(&mut head).is_err() {
+        if file.take(limit).read_to_end(&mut xml).is_err() {
             continue;
         }
-        if let Some(dimension) = dimension_ref(&head) {
-            if !dimension_is_sound(&dimension) {
-                return Err(corrupt(
-                    "XLSX",
-                    &format_args!("{part}: its dimension {dimension:?} is not a range of cells"),
-                ));
-            }
+        let text = String::from_utf8_lossy(&xml);
+        let unsound = range_refs(&text)
+            .find(|r| !dimension_is_sound(r))
+            .map(str::to_string);
+        if let Some(range) = unsound {
+            return Err(corrupt(
+                "XLSX",
+                &format_args!("{part}: {range:?} is not a range of cells"),
+            ));
         }
     }
     Ok(())
 }
 
-/// The `ref` of the first `<dimension>` element (any prefix) in the bytes.
-fn dimension_ref(xml: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(xml);
-    let mut rest = text.as_ref();
-    while let Some(at) = rest.find("dimension") {
-        let before = rest[..at].chars().next_back();
-        let tag = &rest[at + "dimension".len()..];
-        rest = tag;
-        if !matches!(before, Some('<' | ':')) || !tag.starts_with(char::is_whitespace) {
-            continue;
-        }
+/// The `ref` attributes of the `dimension` and `f` elements (any prefix) in a worksheet,
+/// the ranges calamine works out.
+fn range_refs(xml: &str) -> impl Iterator<Item = &str> {
+    xml.split('<').skip(1).filter_map(|tag| {
         let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
-        let value = tag.split_once("ref=")?.1;
+        let name_end = tag
+            .find(|c: char| c.is_whitespace() || c == '/')
+            .unwrap_or(tag.len());
+        let name = &tag[..name_end];
+        let local = name.rsplit(':').next().unwrap_or(name);
+        if !matches!(local, "dimension" | "f") {
+            return None;
+        }
+        let attrs = &tag[name_end..];
+        let at = attrs
+            .match_indices("ref=")
+            .find(|(i, _)| attrs[..*i].ends_with(char::is_whitespace))?
+            .0;
+        let value = &attrs[at + "ref=".len()..];
         let quote = value.chars().next().filter(|q| matches!(q, '"' | '\''))?;
         let value = &value[1..];
-        return Some(value[..value.find(quote)?].to_string());
-    }
-    None
+        Some(&value[..value.find(quote)?])
+    })
 }
 
 /// Whether calamine reads `A1` or `A2:C9` without overflow: letters then digits, a row from
@@ -616,25 +624,48 @@ and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="i
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
-    /// The `extract_sheet` fuzz target's finding: a dimension that ends before it starts made
-    /// calamine subtract with overflow. Such a sheet fails as corrupt, whatever the build.
+    /// The `extract_sheet` fuzz target's findings: a range that ends before it starts made
+    /// calamine subtract with overflow, in the sheet's first `<dimension>` or a later one
+    /// (calamine reads them all). Such a sheet fails as corrupt, whatever the build.
     #[test]
-    fn a_dimension_calamine_cannot_take_fails_as_corrupt() {
-        let cell = r#"<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row></sheetData></worksheet>"#;
-        for dimension in [r#"ref="A2:B1""#, r#"ref='B1:A1'"#, r#"ref="A1:ZZZZZZZ1""#] {
-            let sheet = format!("{SHEET_NS}<x:dimension {dimension}/>{cell}");
+    fn a_range_calamine_cannot_take_fails_as_corrupt() {
+        let row = |f: &str| {
+            format!(
+                r#"<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c><c r="B1">{f}</c></row></sheetData></worksheet>"#
+            )
+        };
+        for head in [
+            r#"<x:dimension ref="A2:B1"/>"#,
+            r#"<dimension ref='B1:A1'/>"#,
+            r#"<dimension ref="A1:ZZZZZZZ1"/>"#,
+            r#"<dimension ref="A1:B1"/><sheetViews/><dimension ref="A2:B1"/>"#,
+        ] {
+            let sheet = format!("{SHEET_NS}{head}{}", row(""));
             let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
             assert!(
-                err.to_string().starts_with(
-                    "corrupt or unreadable XLSX: xl/worksheets/sheet1.xml: its dimension"
-                ),
-                "{dimension}: {err}"
+                err.to_string()
+                    .starts_with("corrupt or unreadable XLSX: xl/worksheets/sheet1.xml: \""),
+                "{head}: {err}"
             );
         }
-        for dimension in ["A1", "A1:B2", "A1:XFD1048576"] {
-            let sheet = format!(r#"{SHEET_NS}<dimension ref="{dimension}"/>{cell}"#);
+        let sheet = format!(
+            "{SHEET_NS}{}",
+            row(r#"<f t="shared" ref="B3:B1" si="0">A1</f>"#)
+        );
+        let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("\"B3:B1\" is not a range"),
+            "{err}"
+        );
+        // Sound ranges, and a selection's `sqref`, are read as before.
+        for head in [
+            r#"<dimension ref="A1"/>"#,
+            r#"<dimension ref="A1:B2"/><selection sqref="B2:A1"/>"#,
+            r#"<dimension ref="A1:XFD1048576"/>"#,
+        ] {
+            let sheet = format!("{SHEET_NS}{head}{}", row(""));
             let text = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap();
-            assert_eq!(text, ["# Budget\n\nx\n"], "{dimension}");
+            assert_eq!(text, ["# Budget\n\nx\n"], "{head}");
         }
     }
 
