@@ -449,57 +449,58 @@ fn check_dimensions(bytes: &[u8], max_text_bytes: usize) -> Result<(), ExtractEr
     Ok(())
 }
 
-/// The `ref` attributes of the `dimension` and `f` elements (any prefix) in a worksheet,
-/// the ranges calamine works out.
+/// The cell references calamine works out in a worksheet: the `ref` of `dimension` and `f`
+/// elements (ranges) and the `r` of `row` and `c` elements (any prefix). A value runs to its
+/// closing quote, or to the next tag where that is missing (calamine reads its digits first).
 fn range_refs(xml: &str) -> impl Iterator<Item = &str> {
     xml.split('<').skip(1).filter_map(|tag| {
-        let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
         let name_end = tag
-            .find(|c: char| c.is_whitespace() || c == '/')
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
             .unwrap_or(tag.len());
         let name = &tag[..name_end];
-        let local = name.rsplit(':').next().unwrap_or(name);
-        if !matches!(local, "dimension" | "f") {
-            return None;
-        }
+        let key = match name.rsplit(':').next().unwrap_or(name) {
+            "dimension" | "f" => "ref=",
+            "row" | "c" => "r=",
+            _ => return None,
+        };
         let attrs = &tag[name_end..];
         let at = attrs
-            .match_indices("ref=")
+            .match_indices(key)
             .find(|(i, _)| attrs[..*i].ends_with(char::is_whitespace))?
             .0;
-        let value = &attrs[at + "ref=".len()..];
+        let value = &attrs[at + key.len()..];
         let quote = value.chars().next().filter(|q| matches!(q, '"' | '\''))?;
         let value = &value[1..];
-        Some(&value[..value.find(quote)?])
+        Some(&value[..value.find(quote).unwrap_or(value.len())])
     })
 }
 
-/// Whether calamine reads `A1` or `A2:C9` without overflow: letters then digits, a row from
-/// 1, sizes that fit its 32-bit arithmetic, and a range whose end is not before its start.
-/// Anything else that is not a cell reference calamine rejects with an error of its own.
+/// Whether calamine reads `A1`, `7` or `A2:C9` without overflow: at most 6 letters and 9
+/// digits before anything else (ZZZZZZ and 999,999,999 fit its u32s; it multiplies them
+/// out before it looks further), and a range whose end is not before its start. Anything
+/// else that is not a cell reference calamine rejects with an error of its own.
 fn dimension_is_sound(dimension: &str) -> bool {
-    fn cell(r: &str) -> Option<Option<(u64, u64)>> {
+    /// `Some((row, col))` for a plain reference, `None` for anything else that is safe.
+    fn cell(r: &str) -> Result<Option<(u64, u64)>, ()> {
         let letters = r.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let digits = &r[letters..];
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Some(None); // not a reference: calamine's own error
+        let digits = r[letters..].bytes().take_while(u8::is_ascii_digit).count();
+        if letters > 6 || digits > 9 {
+            return Err(());
         }
-        // ZZZZZZ and 999,999,999 fit in a u32; more might not.
-        if letters > 6 || digits.len() > 9 {
-            return None;
+        if letters + digits < r.len() {
+            return Ok(None);
         }
         let col = r[..letters].bytes().fold(0u64, |c, b| {
             c * 26 + u64::from(b.to_ascii_uppercase() - b'A') + 1
         });
-        let row = digits.parse::<u64>().unwrap_or(0);
-        Some(Some((row, col)))
+        let row = r[letters..].parse::<u64>().unwrap_or(0);
+        Ok(Some((row, col)))
     }
-    let parts: Vec<&str> = dimension.split(':').collect();
-    let cells: Option<Vec<Option<(u64, u64)>>> = parts.iter().map(|p| cell(p)).collect();
+    let cells: Result<Vec<_>, ()> = dimension.split(':').map(cell).collect();
     match cells.as_deref() {
-        None => false,
-        Some([Some((r0, c0)), Some((r1, c1))]) => r1 >= r0 && c1 >= c0,
-        Some(_) => true,
+        Err(()) => false,
+        Ok([Some((r0, c0)), Some((r1, c1))]) => r1 >= r0 && c1 >= c0,
+        Ok(_) => true,
     }
 }
 
@@ -657,6 +658,12 @@ and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="i
             err.to_string().contains("\"B3:B1\" is not a range"),
             "{err}"
         );
+        // The third: a row number of 17 digits, its closing quote lost.
+        let sheet = format!(
+            r#"{SHEET_NS}<sheetData><row r="86999999999999902</v></row></sheetData></worksheet>"#
+        );
+        let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("\"86999999999999902\""), "{err}");
         // Sound ranges, and a selection's `sqref`, are read as before.
         for head in [
             r#"<dimension ref="A1"/>"#,
