@@ -15,7 +15,7 @@
 //! before anything is inflated.
 
 use std::fmt::Write;
-use std::io::Cursor;
+use std::io::{Cursor, Read as _};
 
 use calamine::{Data, Reader};
 
@@ -83,6 +83,9 @@ pub(super) fn workbook(
     let unreadable = |e: &dyn std::fmt::Display| corrupt(name, e);
     if kind != Kind::Xls {
         check_zip_sizes(bytes, name, max_text_bytes)?;
+    }
+    if kind == Kind::Xlsx {
+        check_dimensions(bytes, max_text_bytes)?;
     }
     let mut grids = Vec::new();
     match kind {
@@ -411,6 +414,96 @@ fn check_zip_sizes(
     Ok(())
 }
 
+/// Refuses a worksheet with a range calamine cannot take, in a `<dimension ref="A2:B1">` or
+/// a shared formula's `<f ref="…">`: it subtracts the start from the end and multiplies out
+/// the letters and digits without checks, which panics where overflow is checked (tests,
+/// the fuzzer) and wraps where it is not (found by the `extract_sheet` fuzz target,
+/// fuzz/regressions/extract_sheet/). The parts' sizes were bounded by [`check_zip_sizes`].
+fn check_dimensions(bytes: &[u8], max_text_bytes: usize) -> Result<(), ExtractError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt("XLSX", &e))?;
+    for i in 0..zip.len() {
+        let Ok(file) = zip.by_index(i) else { continue };
+        let Ok(part) = file.name().map(|n| n.into_owned()) else {
+            continue;
+        };
+        if !(part.starts_with("xl/worksheets/") && part.ends_with(".xml")) {
+            continue;
+        }
+        let mut xml = Vec::new();
+        let limit = max_text_bytes.saturating_mul(8) as u64;
+        // A part that does not inflate is calamine's to report.
+        if file.take(limit).read_to_end(&mut xml).is_err() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&xml);
+        let unsound = range_refs(&text)
+            .find(|r| !dimension_is_sound(r))
+            .map(str::to_string);
+        if let Some(range) = unsound {
+            return Err(corrupt(
+                "XLSX",
+                &format_args!("{part}: {range:?} is not a range of cells"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The cell references calamine works out in a worksheet: the `ref` of `dimension` and `f`
+/// elements (ranges) and the `r` of `row` and `c` elements (any prefix). A value runs to its
+/// closing quote, or to the next tag where that is missing (calamine reads its digits first).
+fn range_refs(xml: &str) -> impl Iterator<Item = &str> {
+    xml.split('<').skip(1).filter_map(|tag| {
+        let name_end = tag
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+            .unwrap_or(tag.len());
+        let name = &tag[..name_end];
+        let key = match name.rsplit(':').next().unwrap_or(name) {
+            "dimension" | "f" => "ref=",
+            "row" | "c" => "r=",
+            _ => return None,
+        };
+        let attrs = &tag[name_end..];
+        let at = attrs
+            .match_indices(key)
+            .find(|(i, _)| attrs[..*i].ends_with(char::is_whitespace))?
+            .0;
+        let value = &attrs[at + key.len()..];
+        let quote = value.chars().next().filter(|q| matches!(q, '"' | '\''))?;
+        let value = &value[1..];
+        Some(&value[..value.find(quote).unwrap_or(value.len())])
+    })
+}
+
+/// Whether calamine reads `A1`, `7` or `A2:C9` without overflow: at most 6 letters and 9
+/// digits before anything else (ZZZZZZ and 999,999,999 fit its u32s; it multiplies them
+/// out before it looks further), and a range whose end is not before its start. Anything
+/// else that is not a cell reference calamine rejects with an error of its own.
+fn dimension_is_sound(dimension: &str) -> bool {
+    /// `Some((row, col))` for a plain reference, `None` for anything else that is safe.
+    fn cell(r: &str) -> Result<Option<(u64, u64)>, ()> {
+        let letters = r.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let digits = r[letters..].bytes().take_while(u8::is_ascii_digit).count();
+        if letters > 6 || digits > 9 {
+            return Err(());
+        }
+        if letters + digits < r.len() {
+            return Ok(None);
+        }
+        let col = r[..letters].bytes().fold(0u64, |c, b| {
+            c * 26 + u64::from(b.to_ascii_uppercase() - b'A') + 1
+        });
+        let row = r[letters..].parse::<u64>().unwrap_or(0);
+        Ok(Some((row, col)))
+    }
+    let cells: Result<Vec<_>, ()> = dimension.split(':').map(cell).collect();
+    match cells.as_deref() {
+        Err(()) => false,
+        Ok([Some((r0, c0)), Some((r1, c1))]) => r1 >= r0 && c1 >= c0,
+        Ok(_) => true,
+    }
+}
+
 /// `corrupt or unreadable XLSX: …`, with the reader's reason cut to a line.
 fn corrupt(format: &'static str, reason: &dyn std::fmt::Display) -> ExtractError {
     ExtractError::Corrupt {
@@ -530,6 +623,57 @@ and brushes</t></is></c><c r="B2"><v>12.5</v></c></row><row r="3"><c r="A3" t="i
         let text = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap();
         assert_eq!(text, ["# Budget\n\nfar away\n"]);
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// The `extract_sheet` fuzz target's findings: a range that ends before it starts made
+    /// calamine subtract with overflow, in the sheet's first `<dimension>` or a later one
+    /// (calamine reads them all). Such a sheet fails as corrupt, whatever the build.
+    #[test]
+    fn a_range_calamine_cannot_take_fails_as_corrupt() {
+        let row = |f: &str| {
+            format!(
+                r#"<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c><c r="B1">{f}</c></row></sheetData></worksheet>"#
+            )
+        };
+        for head in [
+            r#"<x:dimension ref="A2:B1"/>"#,
+            r#"<dimension ref='B1:A1'/>"#,
+            r#"<dimension ref="A1:ZZZZZZZ1"/>"#,
+            r#"<dimension ref="A1:B1"/><sheetViews/><dimension ref="A2:B1"/>"#,
+        ] {
+            let sheet = format!("{SHEET_NS}{head}{}", row(""));
+            let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("corrupt or unreadable XLSX: xl/worksheets/sheet1.xml: \""),
+                "{head}: {err}"
+            );
+        }
+        let sheet = format!(
+            "{SHEET_NS}{}",
+            row(r#"<f t="shared" ref="B3:B1" si="0">A1</f>"#)
+        );
+        let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("\"B3:B1\" is not a range"),
+            "{err}"
+        );
+        // The third: a row number of 17 digits, its closing quote lost.
+        let sheet = format!(
+            r#"{SHEET_NS}<sheetData><row r="86999999999999902</v></row></sheetData></worksheet>"#
+        );
+        let err = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("\"86999999999999902\""), "{err}");
+        // Sound ranges, and a selection's `sqref`, are read as before.
+        for head in [
+            r#"<dimension ref="A1"/>"#,
+            r#"<dimension ref="A1:B2"/><selection sqref="B2:A1"/>"#,
+            r#"<dimension ref="A1:XFD1048576"/>"#,
+        ] {
+            let sheet = format!("{SHEET_NS}{head}{}", row(""));
+            let text = workbook(&xlsx(&sheet), Kind::Xlsx, 1 << 20).unwrap();
+            assert_eq!(text, ["# Budget\n\nx\n"], "{head}");
+        }
     }
 
     #[test]
