@@ -429,6 +429,20 @@ fn walk(
             continue;
         }
         match event {
+            // An embedded object, written either way: read where it stands.
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "object" => {
+                let page = pages.last_mut().expect("pages starts non-empty");
+                embed(
+                    object,
+                    &e,
+                    page,
+                    target,
+                    tables,
+                    &stack,
+                    &mut cell,
+                    &mut deferred,
+                )?;
+            }
             Event::Start(e) => {
                 let name = e.local_name();
                 match name.as_ref() {
@@ -446,19 +460,6 @@ fn walk(
                         target = Target::Notes;
                     }
                     "frame" => target = frame_target(in_notes, attr(&e, "class").as_deref()),
-                    "object" => {
-                        let page = pages.last_mut().expect("pages starts non-empty");
-                        embed(
-                            object,
-                            &e,
-                            page,
-                            target,
-                            tables,
-                            &stack,
-                            &mut cell,
-                            &mut deferred,
-                        )?;
-                    }
                     "p" | "h" => {
                         let prefix = heading_prefix(&e, name.as_ref() == "h")
                             .or_else(|| list_prefix(&lists, &mut fresh_item))
@@ -490,19 +491,7 @@ fn walk(
                 }
             }
             Event::Empty(e) => {
-                if e.local_name().as_ref() == "object" {
-                    let page = pages.last_mut().expect("pages starts non-empty");
-                    embed(
-                        object,
-                        &e,
-                        page,
-                        target,
-                        tables,
-                        &stack,
-                        &mut cell,
-                        &mut deferred,
-                    )?;
-                } else if let Some(para) = stack.last_mut() {
+                if let Some(para) = stack.last_mut() {
                     match e.local_name().as_ref() {
                         "s" => {
                             let n = attr(&e, "c").and_then(|c| c.parse().ok()).unwrap_or(1);
