@@ -250,9 +250,15 @@ async fn a_backfill_rides_out_a_postgres_outage_without_aborting_files_in_flight
     let backfill = tokio::spawn(async move {
         ragworker::service::backfill(worker, std::future::pending(), |_| {}).await
     });
-    wait_until(Duration::from_secs(30), "the first files", || async {
-        count_status(&env, "completed").await >= 3
-    })
+    // Some files done and some in flight: between a finished batch and the next claim,
+    // nothing is processing for a moment, and an outage then would test nothing.
+    wait_until(
+        Duration::from_secs(30),
+        "the first files done and others in flight",
+        || async {
+            count_status(&env, "completed").await >= 3 && count_status(&env, "processing").await > 0
+        },
+    )
     .await;
     let in_flight = count_status(&env, "processing").await;
     // Down for several times as long as a statement waits for a connection (1 s here): the
