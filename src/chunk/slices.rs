@@ -39,24 +39,29 @@ impl<'t> SliceCounter<'t> {
             return self.tokenizer.count(slice);
         };
         let end = start + slice.len();
-        // The first and last piece ends inside the slice, each at least a token in from
-        // its edge (a slice that starts inside a word is tokenized from there on its own).
-        let first = self.ends.partition_point(|&e| e <= start);
-        let last = self.ends.partition_point(|&e| e < end);
-        let from = (first..last).find(|&k| self.piece_ends_at(self.ends[k]));
-        let to = (first..last)
-            .rev()
-            .find(|&k| self.piece_ends_at(self.ends[k]));
-        match (from, to) {
-            (Some(from), Some(to)) if from < to => {
+        match self.interior(start, end) {
+            Some((from, to)) => {
                 let (a, b) = (self.ends[from], self.ends[to]);
                 self.tokenizer.count(&self.text[start..a])
                     + (to - from)
                     + self.tokenizer.count(&self.text[b..end])
                     - self.added
             }
-            _ => self.tokenizer.count(slice),
+            None => self.tokenizer.count(slice),
         }
+    }
+
+    /// The first and last tokens (indexes into `ends`) after which a piece ends inside
+    /// `text[start..end]`, each at least a token in from its edge (a slice that starts
+    /// inside a word is tokenized from there on its own); none when there are not two.
+    fn interior(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        let first = self.ends.partition_point(|&e| e <= start);
+        let last = self.ends.partition_point(|&e| e < end);
+        let from = (first..last).find(|&k| self.piece_ends_at(self.ends[k]))?;
+        let to = (first..last)
+            .rev()
+            .find(|&k| self.piece_ends_at(self.ends[k]))?;
+        (from < to).then_some((from, to))
     }
 
     /// Where `slice` starts in the text, if it is a slice of it.
@@ -119,14 +124,7 @@ mod tests {
                     "slice {a}..{b}: {slice:?}"
                 );
                 checked += 1;
-                let first = counter.ends.partition_point(|&e| e <= a);
-                let last = counter.ends.partition_point(|&e| e < b);
-                shortcut += usize::from(
-                    (first..last)
-                        .filter(|&k| counter.piece_ends_at(counter.ends[k]))
-                        .count()
-                        >= 2,
-                );
+                shortcut += usize::from(counter.interior(a, b).is_some());
             }
         }
         // Most slices took the subtraction, not the tokenizer: the test checks that path.

@@ -42,9 +42,7 @@ impl Tokenizer {
             Tokenizer::Local(model) => model.count_tokens(text),
         }
     }
-}
 
-impl Tokenizer {
     /// Byte offsets where each token of `text` ends, in order, without the tokens the
     /// tokenizer adds to every text (see [`Tokenizer::added`]). Empty if they cannot be had.
     pub fn token_ends(&self, text: &str) -> Vec<usize> {
