@@ -57,6 +57,8 @@ deb|ubuntu-packaging-guide-epub||CC-BY-SA-3.0|usr/share/doc/ubuntu-packaging-gui
 '
 
 log() { printf '[fetch_format_corpus] %s\n' "$*" >&2; }
+# shellcheck source=lib/select_paths.sh
+source "$(dirname "$0")/lib/select_paths.sh"
 
 for tool in apt-get dpkg-deb python3 tar gzip xz sha256sum; do
   command -v "$tool" >/dev/null || { log "missing required tool: $tool"; exit 1; }
@@ -158,24 +160,7 @@ while IFS='|' read -r -u 3 kind pkg pin licence patterns; do
   esac
 
   # Resolve the globs (with ! exclusions) inside the unpacked package.
-  selected=(); source_ok=1
-  read -r -a pats <<< "$patterns"
-  shopt -s nullglob
-  for pat in "${pats[@]}"; do
-    if [ "${pat#!}" != "$pat" ]; then
-      keep=()
-      for s in "${selected[@]}"; do
-        # shellcheck disable=SC2053
-        [[ "$s" == ${pat#!} ]] || keep+=("$s")
-      done
-      selected=("${keep[@]}")
-    else
-      matches=("$root"/$pat)
-      if [ ${#matches[@]} = 0 ]; then log "$pkg: nothing matches $pat"; source_ok=0; fi
-      for m in "${matches[@]}"; do selected+=("${m#"$root"/}"); done
-    fi
-  done
-  shopt -u nullglob
+  select_paths "$root" "$pkg" "$patterns"
 
   n=0
   for rel in "${selected[@]}"; do
