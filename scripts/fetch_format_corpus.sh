@@ -57,36 +57,16 @@ deb|ubuntu-packaging-guide-epub||CC-BY-SA-3.0|usr/share/doc/ubuntu-packaging-gui
 '
 
 log() { printf '[fetch_format_corpus] %s\n' "$*" >&2; }
-# shellcheck source=lib/select_paths.sh
-source "$(dirname "$0")/lib/select_paths.sh"
+# shellcheck source=lib/corpus.sh
+source "$(dirname "$0")/lib/corpus.sh"
 
 for tool in apt-get dpkg-deb python3 tar gzip xz sha256sum; do
   command -v "$tool" >/dev/null || { log "missing required tool: $tool"; exit 1; }
 done
 
 MANIFEST_ID="$(printf '%s' "$MANIFEST" | sha256sum | cut -c1-16)"
-if [ -z "${FORCE:-}" ] && [ -f "$DEST/.complete" ] && grep -qx "manifest=$MANIFEST_ID" "$DEST/.complete"; then
-  missing=0
-  while IFS=$'\t' read -r f _; do
-    [ "$f" = file ] && continue
-    [ -f "$DEST/$f" ] || missing=1
-  done < "$DEST/SOURCES.tsv"
-  if [ "$missing" = 0 ]; then
-    log "$DEST is complete ($(($(wc -l < "$DEST/SOURCES.tsv") - 1)) files); FORCE=1 to fetch again"
-    exit 0
-  fi
-  log "files listed in $DEST/SOURCES.tsv are missing: fetching again"
-fi
-if [ -d "$DEST" ] && [ -n "$(ls -A "$DEST")" ] && [ ! -f "$DEST/SOURCES.tsv" ]; then
-  log "$DEST exists, is not empty and holds no SOURCES.tsv: refusing to replace it"; exit 1
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/format-corpus.XXXXXX")"
-STAGE="$DEST.partial"
-trap 'rm -rf "$WORK" "$STAGE"' EXIT
-chmod 755 "$WORK"   # so apt's unprivileged _apt user can write downloads into it
-rm -rf "$STAGE"
-mkdir -p "$STAGE/LICENSES" "$(dirname "$DEST")"
+exit_if_complete "$MANIFEST_ID" files
+start_stage format-corpus
 
 APT_UPDATED=0
 apt_update_once() {

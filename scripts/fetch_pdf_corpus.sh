@@ -145,8 +145,8 @@ pdfminer|samples/nonfree/dmca.pdf|prose
 '
 
 log() { printf '[fetch_pdf_corpus] %s\n' "$*" >&2; }
-# shellcheck source=lib/select_paths.sh
-source "$(dirname "$0")/lib/select_paths.sh"
+# shellcheck source=lib/corpus.sh
+source "$(dirname "$0")/lib/corpus.sh"
 
 for tool in apt-get dpkg-deb python3 tar gzip sha256sum; do
   command -v "$tool" >/dev/null || { log "missing required tool: $tool"; exit 1; }
@@ -161,28 +161,8 @@ if ! command -v pdftotext >/dev/null || ! command -v pdfinfo >/dev/null; then
 fi
 
 MANIFEST_ID="$(printf '%s' "$MANIFEST$CATEGORIES" | sha256sum | cut -c1-16)"
-if [ -z "${FORCE:-}" ] && [ -f "$DEST/.complete" ] && grep -qx "manifest=$MANIFEST_ID" "$DEST/.complete"; then
-  missing=0
-  while IFS=$'\t' read -r f _; do
-    [ "$f" = file ] && continue
-    [ -f "$DEST/$f" ] || missing=1
-  done < "$DEST/SOURCES.tsv"
-  if [ "$missing" = 0 ]; then
-    log "$DEST is complete ($(($(wc -l < "$DEST/SOURCES.tsv") - 1)) PDFs); FORCE=1 to fetch again"
-    exit 0
-  fi
-  log "files listed in $DEST/SOURCES.tsv are missing: fetching again"
-fi
-if [ -d "$DEST" ] && [ -n "$(ls -A "$DEST")" ] && [ ! -f "$DEST/SOURCES.tsv" ]; then
-  log "$DEST exists, is not empty and holds no SOURCES.tsv: refusing to replace it"; exit 1
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/pdf-corpus.XXXXXX")"
-STAGE="$DEST.partial"
-trap 'rm -rf "$WORK" "$STAGE"' EXIT
-chmod 755 "$WORK"   # so apt's unprivileged _apt user can write downloads into it
-rm -rf "$STAGE"
-mkdir -p "$STAGE/LICENSES" "$(dirname "$DEST")"
+exit_if_complete "$MANIFEST_ID" PDFs
+start_stage pdf-corpus
 
 cat > "$WORK/helper.py" <<'PY'
 """Licence lookups for fetch_pdf_corpus.sh: helper.py KIND ROOT RELPATH PACKAGE FALLBACK."""
