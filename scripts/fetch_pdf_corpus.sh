@@ -381,20 +381,8 @@ FETCH_S=$((SECONDS - START))
   done < "$WORK/rows.tsv"
 } > "$STAGE/SOURCES.tsv"
 
-COUNT=$(($(wc -l < "$STAGE/SOURCES.tsv") - 1))
-if [ "$COUNT" = 0 ]; then log "no PDFs fetched"; exit 1; fi
-if [ ${#FAILED[@]} = 0 ]; then
-  printf 'manifest=%s\n' "$MANIFEST_ID" > "$STAGE/.complete"
-fi
-
 # Swap the finished corpus into place.
-if [ -d "$DEST" ]; then
-  mv "$DEST" "$DEST.old.$$"
-  mv "$STAGE" "$DEST"
-  rm -rf "$DEST.old.$$"
-else
-  mv "$STAGE" "$DEST"
-fi
+finish_stage PDFs
 
 UNREADABLE=$(awk -F'\t' 'NR > 1 && $11 != "ok"' "$DEST/SOURCES.tsv" | wc -l)
 log "done: $COUNT PDFs, $(du -sh "$DEST" | cut -f1) in $DEST (downloads ${FETCH_S}s, total ${SECONDS}s);" \

@@ -34,6 +34,23 @@ start_stage() {
   mkdir -p "$STAGE/LICENSES" "$(dirname "$DEST")"
 }
 
+# finish_stage NOUN: sets COUNT to the files STAGE/SOURCES.tsv lists (none: exits 1), marks
+# the stage complete for MANIFEST_ID unless a source FAILED, and swaps it in for DEST.
+finish_stage() {
+  COUNT=$(($(wc -l < "$STAGE/SOURCES.tsv") - 1))
+  if [ "$COUNT" = 0 ]; then log "no $1 fetched"; exit 1; fi
+  if [ ${#FAILED[@]} = 0 ]; then
+    printf 'manifest=%s\n' "$MANIFEST_ID" > "$STAGE/.complete"
+  fi
+  if [ -d "$DEST" ]; then
+    mv "$DEST" "$DEST.old.$$"
+    mv "$STAGE" "$DEST"
+    rm -rf "$DEST.old.$$"
+  else
+    mv "$STAGE" "$DEST"
+  fi
+}
+
 # select_paths ROOT PKG PATTERNS: resolves PATTERNS (space-separated globs relative to ROOT;
 # a glob starting with "!" drops the paths selected so far that match it) inside an unpacked
 # package. Sets `selected` to the matching paths relative to ROOT, in order, and
