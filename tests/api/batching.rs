@@ -210,3 +210,24 @@ async fn pacing_against_a_token_limit_keeps_429s_under_one_percent() {
         "{limited} 429s in {requests} requests"
     );
 }
+
+/// With no request out, the provider is idle and a partial request goes at once: a lone
+/// file is embedded without waiting out a linger of a minute, which would otherwise hold
+/// it (a request leaves early only when full or when the linger is over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_request_leaves_at_once_when_the_provider_is_idle() {
+    let env = TestEnv::with_config("[embedding]\nbatch_linger_ms = 60000").await;
+    let ids = env.enqueue_generated(Uuid::new_v4(), 1).await;
+    let started = std::time::Instant::now();
+    let processed = tokio::time::timeout(std::time::Duration::from_secs(20), env.worker.run_once())
+        .await
+        .expect("the file was embedded without waiting for the linger")
+        .unwrap();
+    assert!(matches!(
+        processed,
+        Some((_, ragworker::worker::Outcome::Completed { .. }))
+    ));
+    env.assert_all_completed_exactly_once(&ids).await;
+    assert_eq!(env.fake.requests(), 1);
+    eprintln!("one file in {:?}", started.elapsed());
+}
