@@ -57,10 +57,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Bumped whenever the same bytes and settings would make different chunks: a change to the
 /// rules in `outline` or `pack`, or to what an extractor reads from a file (3: HTML link
 /// bars and named sidebars dropped, PDF and office-format reading; 4: ODT/ODP list numbers,
-/// embedded objects and frame captions). Files processed under
+/// embedded objects and frame captions; 5: PDFs pdf-extract could not parse or panicked on,
+/// and Type 3 fonts, read with their word spaces). Files processed under
 /// another version are chunked again rather than kept as they are; the vectors of chunks
 /// whose text did not change are reused, so only changed chunks are paid for.
-pub const CHUNKER_VERSION: u32 = 4;
+pub const CHUNKER_VERSION: u32 = 5;
 
 /// Everything chunking produces for one file.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@
 //! marked, from the document outline when it has one, else from numbering and font size
 //! (`headings`), so that chunks carry a heading path as other formats' do.
 
+mod fonts;
 mod headings;
 mod layout;
 
@@ -25,8 +26,17 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
     // The common case parses the file once, inside pdf-extract. Only when that fails is the
     // file opened again with lopdf, to tell encrypted from corrupt and to fall back to
     // lopdf's simpler extraction (parsing twice cost a third of the time on real PDFs).
-    let (mut pages, outline) = match catch_unwind(|| with_pdf_extract(bytes)) {
-        Ok(Some(read)) => read,
+    let attempt = |bytes: &[u8], repair: bool| {
+        catch_unwind(AssertUnwindSafe(|| with_pdf_extract(bytes, repair)))
+            .unwrap_or(Attempt::Panicked)
+    };
+    let read = match attempt(bytes, false) {
+        Attempt::Unparsed => rewritten(bytes).map_or(Attempt::Failed, |b| attempt(&b, false)),
+        Attempt::Panicked => attempt(bytes, true),
+        other => other,
+    };
+    let (mut pages, outline) = match read {
+        Attempt::Read(pages, outline) => (pages, outline),
         _ => (with_lopdf(bytes)?, Vec::new()),
     };
     drop_running_lines(&mut pages);
@@ -92,18 +102,60 @@ impl Line {
     }
 }
 
-/// Pages through pdf-extract (which decrypts empty-password files itself) and the outline,
-/// or `None` when it cannot read every page.
-fn with_pdf_extract(bytes: &[u8]) -> Option<(Vec<Page>, Vec<OutlineEntry>)> {
-    let mut doc = pdf_extract::Document::load_mem(bytes).ok()?;
+/// What pdf-extract made of a file.
+enum Attempt {
+    /// Every page, and the outline.
+    Read(Vec<Page>, Vec<OutlineEntry>),
+    /// Its parser rejected the file itself (see `rewritten`).
+    Unparsed,
+    /// It parsed the file but could not read every page.
+    Failed,
+    /// It panicked, most often on a font resource (see `fonts::drop_unreadable_maps`).
+    Panicked,
+}
+
+/// Pages through pdf-extract (which decrypts empty-password files itself) and the outline;
+/// with `repair`, a second attempt after a panic, without the font resources pdf-extract
+/// panics on (there is none to remove: the panic would come again, so it is not tried).
+fn with_pdf_extract(bytes: &[u8], repair: bool) -> Attempt {
+    let Ok(mut doc) = pdf_extract::Document::load_mem(bytes) else {
+        return Attempt::Unparsed;
+    };
+    if repair && !fonts::drop_unreadable_maps(&mut doc) {
+        return Attempt::Failed;
+    }
+    match read_document(&mut doc) {
+        Some((pages, outline)) => Attempt::Read(pages, outline),
+        None => Attempt::Failed,
+    }
+}
+
+/// pdf-extract parses with lopdf 0.42, which rejects files whose trailer or cross-reference
+/// table is damaged or unusual, where lopdf 0.47 rebuilds them (graphviz's `dottyguide.pdf`,
+/// several of pdfminer's and pypdf's test files). Written out again by lopdf 0.47, such a file
+/// parses, and pdf-extract reads its text with glyph positions; without this, lopdf's own
+/// extraction ran every word of a line together ("dottyisagrapheditor"). Encrypted files are
+/// not rewritten: lopdf would write them decrypted under their old /Encrypt entry.
+fn rewritten(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut doc = lopdf::Document::load_mem(bytes).ok()?;
+    if doc.is_encrypted() || doc.trailer.has(b"Encrypt") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    doc.save_to(&mut out).ok()?;
+    Some(out)
+}
+
+fn read_document(doc: &mut pdf_extract::Document) -> Option<(Vec<Page>, Vec<OutlineEntry>)> {
     if doc.is_encrypted() {
         doc.decrypt("").ok()?;
     }
+    fonts::scale_type3_widths(doc);
     let pages = doc.get_pages().len();
     let mut sink = PageSink::default();
     // One pass over the document rather than pdf-extract's per-page entry point, which
     // rebuilds the page tree for every page (quadratic in the page count).
-    pdf_extract::output_doc(&doc, &mut sink).ok()?;
+    pdf_extract::output_doc(doc, &mut sink).ok()?;
     if sink.pages.len() != pages || pages == 0 {
         return None;
     }
@@ -188,6 +240,7 @@ impl pdf_extract::OutputDev for PageSink {
     }
 
     fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
+        fonts::size_from_advances(&mut self.glyphs);
         let lines = layout::lines(&self.text, &self.glyphs);
         if let Some(page) = self.pages.last_mut() {
             page.lines = lines;
@@ -527,6 +580,131 @@ mod tests {
         assert!(with_outline.iter().all(|(_, level, _)| *level == 1));
         // Without: the larger type and the section numbers.
         assert_eq!(headings_of("faq-typeset.pdf"), expected(Some(1)));
+    }
+
+    /// A one-page PDF: `objects` are numbered from 4 on (4 is the page's content stream, 5
+    /// its font /F1); without `xref`, the file has no cross-reference table and no
+    /// `startxref`, as some producers write them (pdfminer's `simple1.pdf`).
+    fn one_page_pdf(content: &str, objects: &[&str], xref: bool) -> Vec<u8> {
+        let content = format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        );
+        let mut bodies = vec![
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+             /Resources << /Font << /F1 5 0 R >> >> >>"
+                .to_string(),
+            content,
+        ];
+        bodies.extend(objects.iter().map(|o| o.to_string()));
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).bytes());
+        }
+        let start = out.len();
+        if xref {
+            out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", bodies.len() + 1).bytes());
+            for offset in offsets {
+                out.extend(format!("{offset:010} 00000 n \n").bytes());
+            }
+        }
+        out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\n", bodies.len() + 1).bytes());
+        if xref {
+            out.extend(format!("startxref\n{start}\n").bytes());
+        }
+        out.extend(b"%%EOF\n");
+        out
+    }
+
+    fn text_of(pdf: &[u8]) -> String {
+        let pages = extract(pdf).unwrap();
+        pages
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    const HELVETICA: &str =
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>";
+
+    #[test]
+    fn a_type3_font_in_its_own_glyph_space_keeps_its_words_and_lines() {
+        // As dvips writes bitmap fonts: glyph space = text space (FontMatrix [1 0 0 -1 0 0]),
+        // widths of 50 units, drawn at 1 Tf under a 0.12 text matrix (6 pt per letter), the
+        // words placed by TJ moves of 3.3 pt.
+        let widths = vec!["50"; 26].join(" ");
+        let font = format!(
+            "<< /Type /Font /Subtype /Type3 /FontMatrix [1 0 0 -1 0 0] /FontBBox [0 -20 50 80] \
+             /CharProcs << >> /Resources << >> /FirstChar 97 /LastChar 122 /Widths [{widths}] \
+             /Encoding << /Type /Encoding /Differences [97 /a /b /c /d /e /f /g /h /i /j /k /l \
+             /m /n /o /p /q /r /s /t /u /v /w /x /y /z] >> >>"
+        );
+        let line = |y: u32, words: &[&str]| {
+            let words: Vec<String> = words.iter().map(|w| format!("({w})")).collect();
+            format!(
+                "BT /F1 1 Tf 0.12 0 0 -0.12 72 {y} Tm [{}] TJ ET",
+                words.join(" -27500 ")
+            )
+        };
+        let content = [
+            line(700, &["dotty", "is", "a", "graph", "editor"]),
+            line(686, &["for", "the", "window", "system"]),
+        ]
+        .join("\n");
+        assert_eq!(
+            text_of(&one_page_pdf(&content, &[&font], true)),
+            "dotty is a graph editor\nfor the window system"
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_cross_reference_table_is_read_with_its_word_spaces() {
+        // pdf-extract's parser rejects it; lopdf's, which rebuilds the table, ran the words
+        // together.
+        let pdf = one_page_pdf(TIDAL, &[HELVETICA], false);
+        assert!(pdf_extract::Document::load_mem(&pdf).is_err());
+        assert_eq!(text_of(&pdf), "Tidal power stations");
+    }
+
+    /// A ToUnicode CMap stream (object 6) with these mappings.
+    fn cmap(mappings: &str) -> String {
+        let cmap = format!(
+            "/CIDInit /ProcSet findresource begin 12 dict begin begincmap \
+             1 begincodespacerange <00> <FF> endcodespacerange {mappings} \
+             endcmap CMapName currentdict /CMap defineresource pop end end"
+        );
+        format!("<< /Length {} >>\nstream\n{cmap}\nendstream", cmap.len())
+    }
+
+    /// Words placed by moving to each (as TeX and many producers place them, rather than by
+    /// spaces); lopdf's extraction runs them together.
+    const TIDAL: &str =
+        "BT /F1 12 Tf 72 700 Td (Tidal) Tj 33 0 Td (power) Tj 37 0 Td (stations) Tj ET";
+
+    #[test]
+    fn a_tounicode_map_pdf_extract_panics_on_costs_only_itself() {
+        // A range mapped to three UTF-16 units ("ffi"): pdf-extract's CMap parser panics, and
+        // the whole file used to go to lopdf's extraction, which runs words together.
+        let font = HELVETICA.replace(" >>", " /ToUnicode 6 0 R >>");
+        let map = cmap("1 beginbfrange <01> <01> <006600660069> endbfrange");
+        let pdf = one_page_pdf(TIDAL, &[&font, &map], true);
+        assert_eq!(text_of(&pdf), "Tidal power stations");
+    }
+
+    #[test]
+    fn a_glyph_name_pdf_extract_maps_to_half_a_surrogate_costs_only_itself() {
+        // TeX's "emptyslot" in an encoding's differences, in a font with a ToUnicode map.
+        let font = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R \
+                    /Encoding << /Type /Encoding /BaseEncoding /WinAnsiEncoding \
+                    /Differences [1 /emptyslot] >> >>";
+        let map = cmap("1 beginbfchar <54> <0054> endbfchar");
+        let pdf = one_page_pdf(TIDAL, &[font, &map], true);
+        assert_eq!(text_of(&pdf), "Tidal power stations");
     }
 
     /// The non-empty lines of a fixture's pages.

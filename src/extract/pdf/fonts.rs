@@ -1,0 +1,214 @@
+//! Repairs to what pdf-extract is given and what it reports about fonts, where its
+//! assumptions do not hold for a file: Type 3 fonts' own glyph space, and font resources its
+//! parsers panic on (a panic costs every page of the file, not just the font's text).
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pdf_extract::{Document, Object};
+
+use super::layout::Glyph;
+
+/// Restates the widths of Type 3 fonts in the thousandths of text space that pdf-extract
+/// assumes for every font. It advances each glyph by width / 1000 × size, which is right for
+/// Type 1 and TrueType fonts, whose glyph space is fixed at 1/1000; a Type 3 font states its
+/// own in /FontMatrix. dvips' bitmap fonts say `[1 0 0 -1 0 0]`, so their glyphs were placed a
+/// thousandth of their advance apart and no word gap survived ("dottyisagrapheditor").
+/// Scaling /Widths by the matrix's horizontal scale × 1000 gives pdf-extract true advances.
+pub(super) fn scale_type3_widths(doc: &mut Document) {
+    let numbers = |object: &Object| -> Option<Vec<f32>> {
+        let (_, array) = doc.dereference(object).ok()?;
+        array
+            .as_array()
+            .ok()?
+            .iter()
+            .map(|n| n.as_float().ok())
+            .collect()
+    };
+    let mut scaled = Vec::new();
+    for (&id, object) in &doc.objects {
+        let Ok(font) = object.as_dict() else {
+            continue;
+        };
+        if font.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Type3".as_slice()) {
+            continue;
+        }
+        let matrix = font.get(b"FontMatrix").ok().and_then(numbers);
+        let Some(&[a, ..]) = matrix.as_deref() else {
+            continue;
+        };
+        let scale = a * 1000.0;
+        // The common matrix [0.001 0 0 0.001 0 0] needs nothing; a mirrored or degenerate one
+        // is left as it is rather than guessed at.
+        if !(scale.is_finite() && scale > 0.0) || (scale - 1.0).abs() < 1e-6 {
+            continue;
+        }
+        if let Some(widths) = font.get(b"Widths").ok().and_then(numbers) {
+            let widths = widths
+                .into_iter()
+                .map(|w| Object::Real(w * scale))
+                .collect();
+            scaled.push((id, widths));
+        }
+    }
+    for (id, widths) in scaled {
+        if let Some(Object::Dictionary(font)) = doc.objects.get_mut(&id) {
+            font.set("Widths", Object::Array(widths));
+        }
+    }
+}
+
+/// Gives glyphs whose size is implausible a size their advances imply. pdf-extract reports
+/// the size a text operator set (`Tf`), which is the em only in the 1/1000 glyph space of
+/// Type 1 and TrueType fonts; a Type 3 font scales its glyphs by its own /FontMatrix, and
+/// dvips' bitmap fonts are drawn at `1 Tf` with glyphs some hundred units wide, so their text
+/// came out as 0.12 pt with letters 5 pt apart and every word stood apart as a column.
+/// Glyphs of one size on a page are one font at one scale; when their median advance is
+/// over two sizes (a text font's average advance is about half an em, a monospaced one's
+/// 0.6), their size becomes twice that median.
+pub(super) fn size_from_advances(glyphs: &mut [Glyph]) {
+    let mut advances: HashMap<u64, Vec<f64>> = HashMap::new();
+    for g in glyphs.iter() {
+        advances.entry(g.size.to_bits()).or_default().push(g.width);
+    }
+    let mut resized: HashMap<u64, f64> = HashMap::new();
+    for (size, mut widths) in advances {
+        let middle = widths.len() / 2;
+        let (_, median, _) = widths.select_nth_unstable_by(middle, f64::total_cmp);
+        if *median > 2.0 * f64::from_bits(size) {
+            resized.insert(size, 2.0 * *median);
+        }
+    }
+    if resized.is_empty() {
+        return;
+    }
+    for g in glyphs.iter_mut() {
+        if let Some(&size) = resized.get(&g.size.to_bits()) {
+            g.size = size;
+        }
+    }
+}
+
+/// Removes from a document the font resources pdf-extract's parsers panic on, so that a
+/// second attempt reads the rest of the file with positions instead of lopdf's extraction,
+/// which runs the words of a line together. Called only after a first attempt panicked.
+/// Returns whether anything was removed (if not, a second attempt would panic again).
+/// - A /ToUnicode CMap its CMap parser rejects (why3's manual: "bad length of hexstring")
+///   goes: the font's encoding then names its glyphs, as it does for fonts without one.
+/// - A simple font that has a readable /ToUnicode loses its embedded CFF program
+///   (/FontFile3), which pdf-extract reads only for glyph names and which it panics on when a
+///   name maps to half a surrogate pair (txfonts' documentation); the CMap says the same.
+/// - Those glyph names in an encoding's /Differences become `.notdef` (`drop_surrogate_names`).
+pub(super) fn drop_unreadable_maps(doc: &mut Document) -> bool {
+    let mut maps = Vec::new();
+    let mut programs = Vec::new();
+    for (&id, object) in &doc.objects {
+        let Ok(font) = object.as_dict() else {
+            continue;
+        };
+        if font.get(b"Type").and_then(Object::as_name).ok() != Some(b"Font".as_slice()) {
+            continue;
+        }
+        let Ok(map) = font.get(b"ToUnicode") else {
+            continue;
+        };
+        let readable = doc
+            .dereference(map)
+            .ok()
+            .and_then(|(_, map)| map.as_stream().ok())
+            .is_some_and(|stream| cmap_is_readable(&stream_bytes(stream)));
+        if !readable {
+            maps.push(id);
+            continue;
+        }
+        let simple = !matches!(
+            font.get(b"Subtype").and_then(Object::as_name).ok(),
+            Some(b"Type0" | b"Type3")
+        );
+        let descriptor = font.get(b"FontDescriptor").and_then(Object::as_reference);
+        if let (true, Ok(descriptor)) = (simple, descriptor) {
+            let embedded = doc
+                .get_dictionary(descriptor)
+                .is_ok_and(|d| d.has(b"FontFile3"));
+            if embedded {
+                programs.push(descriptor);
+            }
+        }
+    }
+    let mut changed = !maps.is_empty() || !programs.is_empty();
+    for object in doc.objects.values_mut() {
+        let Object::Dictionary(dict) = object else {
+            continue;
+        };
+        changed |= drop_surrogate_names(dict);
+        if let Ok(Object::Dictionary(encoding)) = dict.get_mut(b"Encoding") {
+            changed |= drop_surrogate_names(encoding);
+        }
+    }
+    for id in maps {
+        if let Some(Object::Dictionary(font)) = doc.objects.get_mut(&id) {
+            font.remove(b"ToUnicode");
+        }
+    }
+    for id in programs {
+        if let Some(Object::Dictionary(descriptor)) = doc.objects.get_mut(&id) {
+            descriptor.remove(b"FontFile3");
+        }
+    }
+    changed
+}
+
+/// Glyph names that pdf-extract's glyph list maps to a lone surrogate (TeX's private codes
+/// D801–D80D), which it then unwraps as UTF-16. None of them is text: an empty slot, a
+/// compound-word mark, small-capital ligatures.
+const SURROGATE_NAMES: [&[u8]; 13] = [
+    b"FFIsmall",
+    b"FFLsmall",
+    b"FFsmall",
+    b"FIsmall",
+    b"FLsmall",
+    b"Germandblssmall",
+    b"SSsmall",
+    b"altselector",
+    b"ascendercompwordmark",
+    b"capitalcompwordmark",
+    b"emptyslot",
+    b"interrobangdown",
+    b"ringfitted",
+];
+
+/// Renames the glyphs of an encoding's /Differences that are in `SURROGATE_NAMES` to
+/// `.notdef`; returns whether there were any.
+fn drop_surrogate_names(encoding: &mut pdf_extract::Dictionary) -> bool {
+    let Ok(Object::Array(differences)) = encoding.get_mut(b"Differences") else {
+        return false;
+    };
+    let mut changed = false;
+    for entry in differences.iter_mut() {
+        if let Object::Name(name) = entry {
+            if SURROGATE_NAMES.contains(&name.as_slice()) {
+                *name = b".notdef".to_vec();
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// A stream's bytes as pdf-extract reads them: decoded when its filters are known.
+fn stream_bytes(stream: &pdf_extract::Stream) -> Vec<u8> {
+    stream
+        .decompressed_content()
+        .unwrap_or_else(|_| stream.content.clone())
+}
+
+/// Whether pdf-extract can read a /ToUnicode CMap: its parser accepts it and every value is
+/// whole UTF-16 code units (pdf-extract asserts both).
+fn cmap_is_readable(bytes: &[u8]) -> bool {
+    match catch_unwind(AssertUnwindSafe(|| {
+        adobe_cmap_parser::get_unicode_map(bytes)
+    })) {
+        Ok(Ok(map)) => map.values().all(|v| v.len() % 2 == 0),
+        _ => false,
+    }
+}
