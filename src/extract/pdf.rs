@@ -151,6 +151,7 @@ fn read_document(doc: &mut pdf_extract::Document) -> Option<(Vec<Page>, Vec<Outl
         doc.decrypt("").ok()?;
     }
     fonts::scale_type3_widths(doc);
+    fonts::encodings_from_programs(doc);
     let pages = doc.get_pages().len();
     let mut sink = PageSink::default();
     // One pass over the document rather than pdf-extract's per-page entry point, which
@@ -705,6 +706,39 @@ mod tests {
         let map = cmap("1 beginbfchar <54> <0054> endbfchar");
         let pdf = one_page_pdf(TIDAL, &[font, &map], true);
         assert_eq!(text_of(&pdf), "Tidal power stations");
+    }
+
+    #[test]
+    fn an_embedded_type1_fonts_own_encoding_is_read_once_and_kept() {
+        // A font program (/FontFile) whose built-in encoding puts "Tidal" at codes A-E, and
+        // a font dictionary without an /Encoding: the program's encoding decides the text.
+        let program = "%!PS-AdobeFont-1.0: Test 001\n/FontName /Test def\n\
+                       /Encoding 256 array\ndup 65 /T put\ndup 66 /i put\ndup 67 /d put\n\
+                       dup 68 /a put\ndup 69 /l put\nreadonly def\ncurrentdict end";
+        let objects = [
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Test /FontDescriptor 6 0 R \
+             /FirstChar 65 /LastChar 69 /Widths [600 600 600 600 600] >>"
+                .to_string(),
+            "<< /Type /FontDescriptor /FontName /Test /FontFile 7 0 R >>".to_string(),
+            format!(
+                "<< /Length {} >>\nstream\n{program}\nendstream",
+                program.len()
+            ),
+        ];
+        let content = "BT /F1 12 Tf 72 700 Td (ABCDE) Tj 0 -14 Td (EDCBA) Tj ET";
+        let pdf = one_page_pdf(content, &objects.each_ref().map(String::as_str), true);
+        assert_eq!(text_of(&pdf), "Tidal\nladiT");
+
+        let mut doc = pdf_extract::Document::load_mem(&pdf).unwrap();
+        fonts::encodings_from_programs(&mut doc);
+        let font = doc.get_dictionary((5, 0)).unwrap();
+        assert!(font
+            .get(b"Encoding")
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .has(b"Differences"));
+        assert!(!doc.get_dictionary((6, 0)).unwrap().has(b"FontFile"));
     }
 
     /// The non-empty lines of a fixture's pages.
