@@ -333,6 +333,15 @@ pub fn extract(
     read(bytes, name, mime, max_text_bytes, None, 0)
 }
 
+/// A PDF's pages as ragworker reads them before it leaves out page furniture (running
+/// headers and footers, tables of contents). `scripts/compare_pdf_text.py` compares these with
+/// pdftotext, which keeps furniture, to measure the reading apart from what is dropped on
+/// purpose; the worker always drops it.
+pub fn pdf_pages_as_read(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
+    catch_unwind(AssertUnwindSafe(|| pdf::extract_as_read(bytes)))
+        .map_err(|panic| ExtractError::Panicked(crate::error::panic_message(&*panic)))?
+}
+
 /// Extracts text as the worker does: with `settings.ocr` for images and for PDF pages
 /// without a text layer.
 pub fn extract_with(

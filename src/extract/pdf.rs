@@ -23,6 +23,15 @@ use headings::OutlineEntry;
 const MAX_PDF_STREAM_BYTES: usize = 256 << 20;
 
 pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
+    read(bytes, true)
+}
+
+/// The pages as read, page furniture included (see `super::pdf_pages_as_read`).
+pub(super) fn extract_as_read(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
+    read(bytes, false)
+}
+
+fn read(bytes: &[u8], drop_furniture: bool) -> Result<Vec<Section>, ExtractError> {
     // The common case parses the file once, inside pdf-extract. Only when that fails is the
     // file opened again with lopdf, to tell encrypted from corrupt and to fall back to
     // lopdf's simpler extraction (parsing twice cost a third of the time on real PDFs).
@@ -39,9 +48,13 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
         Attempt::Read(pages, outline) => (pages, outline),
         _ => (with_lopdf(bytes)?, Vec::new()),
     };
-    drop_running_lines(&mut pages);
+    if drop_furniture {
+        drop_running_lines(&mut pages);
+    }
     for page in &mut pages {
-        drop_toc_lines(&mut page.lines);
+        if drop_furniture {
+            drop_toc_lines(&mut page.lines);
+        }
         // Blank lines that stood between dropped furniture and the text.
         let lead = page.lines.iter().take_while(|l| l.text.is_empty()).count();
         page.lines.drain(..lead);
@@ -509,6 +522,24 @@ mod tests {
         let mut two: Vec<Page> = (1..=2).map(|n| page(n, "Same\nSame body")).collect();
         drop_running_lines(&mut two);
         assert_eq!(two[0].lines.len(), 2);
+    }
+
+    #[test]
+    fn pages_as_read_keep_the_furniture_that_extraction_drops() {
+        let bytes = crate::extract::fixture("faq-typeset.pdf");
+        let text =
+            |pages: Vec<Section>| -> Vec<String> { pages.into_iter().map(|p| p.text).collect() };
+        let (dropped, kept) = (
+            text(extract(&bytes).unwrap()),
+            text(extract_as_read(&bytes).unwrap()),
+        );
+        let toc = "1.1 Where can visitors moor? . . . . . . . . . . . . 2";
+        assert!(kept[0].contains(toc) && kept[1].starts_with("Harbour FAQ 2"));
+        assert!(!dropped[0].contains(toc) && !dropped[1].contains("Harbour FAQ 2"));
+        // Nothing but furniture differs: the body text is the same.
+        for (d, k) in dropped.iter().zip(&kept) {
+            assert!(d.lines().all(|l| k.contains(l)), "{d:?} not within {k:?}");
+        }
     }
 
     #[test]
