@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use pdf_extract::{Document, Object};
+use pdf_extract::{Dictionary, Document, Object, ObjectId};
 
 use super::layout::Glyph;
 
@@ -26,13 +26,7 @@ pub(super) fn scale_type3_widths(doc: &mut Document) {
             .collect()
     };
     let mut scaled = Vec::new();
-    for (&id, object) in &doc.objects {
-        let Ok(font) = object.as_dict() else {
-            continue;
-        };
-        if font.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Type3".as_slice()) {
-            continue;
-        }
+    for (id, font, _) in fonts(doc).filter(|f| f.2 == b"Type3") {
         let matrix = font.get(b"FontMatrix").ok().and_then(numbers);
         let Some(&[a, ..]) = matrix.as_deref() else {
             continue;
@@ -56,6 +50,16 @@ pub(super) fn scale_type3_widths(doc: &mut Document) {
             font.set("Widths", Object::Array(widths));
         }
     }
+}
+
+/// The font dictionaries among a document's objects, with their subtype.
+fn fonts(doc: &Document) -> impl Iterator<Item = (ObjectId, &Dictionary, &[u8])> {
+    doc.objects.iter().filter_map(|(&id, object)| {
+        let font = object.as_dict().ok()?;
+        let subtype = font.get(b"Subtype").and_then(Object::as_name).ok()?;
+        let kinds: [&[u8]; 5] = [b"Type0", b"Type1", b"MMType1", b"TrueType", b"Type3"];
+        kinds.contains(&subtype).then_some((id, font, subtype))
+    })
 }
 
 /// Gives glyphs whose size is implausible a size their advances imply. pdf-extract reports
@@ -98,13 +102,7 @@ pub(super) fn size_from_advances(glyphs: &mut [Glyph]) {
 pub(super) fn encodings_from_programs(doc: &mut Document) {
     let mut stated = Vec::new();
     let mut programs = Vec::new();
-    for (&id, object) in &doc.objects {
-        let Ok(font) = object.as_dict() else {
-            continue;
-        };
-        if font.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Type1".as_slice()) {
-            continue;
-        }
+    for (id, font, _) in fonts(doc).filter(|f| f.2 == b"Type1") {
         let Ok(descriptor) = font.get(b"FontDescriptor").and_then(Object::as_reference) else {
             continue;
         };
@@ -135,7 +133,7 @@ pub(super) fn encodings_from_programs(doc: &mut Document) {
     }
     for (id, differences) in stated {
         if let Some(Object::Dictionary(font)) = doc.objects.get_mut(&id) {
-            let mut encoding = pdf_extract::Dictionary::new();
+            let mut encoding = Dictionary::new();
             encoding.set("Differences", Object::Array(differences));
             font.set("Encoding", Object::Dictionary(encoding));
         }
@@ -170,13 +168,7 @@ pub(super) fn encodings_from_programs(doc: &mut Document) {
 pub(super) fn drop_unreadable_maps(doc: &mut Document) -> bool {
     let mut maps = Vec::new();
     let mut programs = Vec::new();
-    for (&id, object) in &doc.objects {
-        let Ok(font) = object.as_dict() else {
-            continue;
-        };
-        if font.get(b"Type").and_then(Object::as_name).ok() != Some(b"Font".as_slice()) {
-            continue;
-        }
+    for (id, font, subtype) in fonts(doc) {
         let Ok(map) = font.get(b"ToUnicode") else {
             continue;
         };
@@ -189,10 +181,7 @@ pub(super) fn drop_unreadable_maps(doc: &mut Document) -> bool {
             maps.push(id);
             continue;
         }
-        let simple = !matches!(
-            font.get(b"Subtype").and_then(Object::as_name).ok(),
-            Some(b"Type0" | b"Type3")
-        );
+        let simple = !matches!(subtype, b"Type0" | b"Type3");
         let descriptor = font.get(b"FontDescriptor").and_then(Object::as_reference);
         if let (true, Ok(descriptor)) = (simple, descriptor) {
             let embedded = doc
@@ -247,7 +236,7 @@ const SURROGATE_NAMES: [&[u8]; 13] = [
 
 /// Renames the glyphs of an encoding's /Differences that are in `SURROGATE_NAMES` to
 /// `.notdef`; returns whether there were any.
-fn drop_surrogate_names(encoding: &mut pdf_extract::Dictionary) -> bool {
+fn drop_surrogate_names(encoding: &mut Dictionary) -> bool {
     let Ok(Object::Array(differences)) = encoding.get_mut(b"Differences") else {
         return false;
     };
