@@ -165,6 +165,7 @@ fn read_document(doc: &mut pdf_extract::Document) -> Option<(Vec<Page>, Vec<Outl
     }
     fonts::scale_type3_widths(doc);
     fonts::encodings_from_programs(doc);
+    fonts::compact_unicode_maps(doc);
     let pages = doc.get_pages().len();
     let mut sink = PageSink::default();
     // One pass over the document rather than pdf-extract's per-page entry point, which
