@@ -19,6 +19,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v tesseract >/dev/null || need_apt+=(tesseract-ocr)
 [ -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || need_apt+=(tesseract-ocr-eng)
 command -v pdftoppm >/dev/null || need_apt+=(poppler-utils)
+# CID-to-Unicode tables of Adobe's CJK collections, for CID fonts without a ToUnicode map.
+[ -f /usr/share/poppler/cidToUnicode/Adobe-Japan1 ] || need_apt+=(poppler-data)
 if [ ! -f /usr/share/postgresql/15/extension/vector.control ]; then
   if [ ! -f /etc/apt/sources.list.d/trixie-src.sources ]; then
     cat > /etc/apt/sources.list.d/trixie-src.sources <<'SRC'

@@ -58,7 +58,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// rules in `outline` or `pack`, or to what an extractor reads from a file (3: HTML link
 /// bars and named sidebars dropped, PDF and office-format reading; 4: ODT/ODP list numbers,
 /// embedded objects and frame captions; 5: PDFs pdf-extract could not parse or panicked on,
-/// and Type 3 fonts, read with their word spaces). Files processed under
+/// Type 3 fonts, read with their word spaces; CJK CID fonts without a Unicode map read
+/// through their character collection). Files processed under
 /// another version are chunked again rather than kept as they are; the vectors of chunks
 /// whose text did not change are reused, so only changed chunks are paid for.
 pub const CHUNKER_VERSION: u32 = 5;

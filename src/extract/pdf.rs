@@ -166,6 +166,7 @@ fn read_document(doc: &mut pdf_extract::Document) -> Option<(Vec<Page>, Vec<Outl
     fonts::scale_type3_widths(doc);
     fonts::encodings_from_programs(doc);
     fonts::compact_unicode_maps(doc);
+    fonts::collection_unicode_maps(doc);
     let pages = doc.get_pages().len();
     let mut sink = PageSink::default();
     // One pass over the document rather than pdf-extract's per-page entry point, which
@@ -771,6 +772,26 @@ mod tests {
             .unwrap()
             .has(b"Differences"));
         assert!(!doc.get_dictionary((6, 0)).unwrap().has(b"FontFile"));
+    }
+
+    #[test]
+    fn a_cjk_cid_font_without_a_unicode_map_is_read_through_its_collection() {
+        // Japanese set in a CID font of Adobe-Japan1 with the Identity encoding and no
+        // ToUnicode, as Mac OS X and many Japanese producers write it; the CIDs of 日本語の文書.
+        let objects = [
+            "<< /Type /Font /Subtype /Type0 /BaseFont /Ryumin-Light /Encoding /Identity-H \
+             /DescendantFonts [6 0 R] >>",
+            "<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Ryumin-Light /DW 1000 \
+             /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> \
+             /FontDescriptor 7 0 R >>",
+            "<< /Type /FontDescriptor /FontName /Ryumin-Light /Flags 4 /FontBBox [0 -120 1000 880] \
+             /ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 700 /StemV 80 >>",
+        ];
+        let content = "BT /F1 12 Tf 72 700 Td <0CD40E8A07A003770E08097B> Tj ET";
+        assert_eq!(
+            text_of(&one_page_pdf(content, &objects, true)),
+            "日本語の文書"
+        );
     }
 
     /// The non-empty lines of a fixture's pages.

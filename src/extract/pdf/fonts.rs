@@ -184,6 +184,125 @@ pub(super) fn compact_unicode_maps(doc: &mut Document) {
     }
 }
 
+/// Where Debian's poppler-data keeps, for each of Adobe's CJK character collections, the
+/// Unicode of every CID (one hexadecimal code point per line, line n for CID n).
+const CID_TO_UNICODE_DIR: &str = "/usr/share/poppler/cidToUnicode";
+
+/// Gives CID fonts without a /ToUnicode map one from their character collection. Japanese,
+/// Chinese and Korean PDFs often set text in a CID font of one of Adobe's collections
+/// (Adobe-Japan1, -GB1, -CNS1, -Korea1) with the Identity encoding and no map: the CIDs are
+/// the collection's, and poppler reads them through poppler-data's tables. pdf-extract has
+/// no such tables and gave nothing for every such glyph (pdfminer's `nlp2004slides.pdf`
+/// kept only its bullets). The map covers the CIDs the document's text could use (every
+/// two-byte pair of the strings its content streams show), because pdf-extract parses it
+/// again on every page. Without poppler-data (Debian's `poppler-data`), nothing changes.
+pub(super) fn collection_unicode_maps(doc: &mut Document) {
+    let mut wanting: Vec<(ObjectId, String)> = Vec::new();
+    for (id, font, subtype) in fonts(doc) {
+        if subtype != b"Type0" || font.has(b"ToUnicode") {
+            continue;
+        }
+        let identity = font
+            .get(b"Encoding")
+            .and_then(Object::as_name)
+            .is_ok_and(|e| e == b"Identity-H" || e == b"Identity-V");
+        let info = font
+            .get(b"DescendantFonts")
+            .and_then(|d| doc.dereference(d))
+            .and_then(|(_, d)| d.as_array())
+            .ok()
+            .and_then(|d| d.first())
+            .and_then(|d| doc.dereference(d).ok())
+            .and_then(|(_, d)| d.as_dict().ok())
+            .and_then(|d| d.get(b"CIDSystemInfo").ok())
+            .and_then(|i| doc.dereference(i).ok())
+            .and_then(|(_, i)| i.as_dict().ok());
+        let text = |key: &[u8]| {
+            info.and_then(|i| i.get(key).and_then(Object::as_str).ok())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+        };
+        let ordering =
+            text(b"Ordering").filter(|o| ["Japan1", "GB1", "CNS1", "Korea1"].contains(&o.as_str()));
+        if let (true, Some("Adobe"), Some(ordering)) =
+            (identity, text(b"Registry").as_deref(), ordering)
+        {
+            wanting.push((id, ordering));
+        }
+    }
+    if wanting.is_empty() {
+        return;
+    }
+    let used = shown_pairs(doc);
+    let mut made: HashMap<String, Option<ObjectId>> = HashMap::new();
+    for (font, ordering) in wanting {
+        let map = *made.entry(ordering.clone()).or_insert_with(|| {
+            let table =
+                std::fs::read_to_string(format!("{CID_TO_UNICODE_DIR}/Adobe-{ordering}")).ok()?;
+            let map: HashMap<u32, Vec<u8>> = table
+                .lines()
+                .enumerate()
+                .filter(|(cid, _)| used.contains(&(*cid as u32)))
+                .filter_map(|(cid, hex)| {
+                    let c = char::from_u32(u32::from_str_radix(hex.trim(), 16).ok()?)?;
+                    let units: Vec<u8> = c
+                        .encode_utf16(&mut [0; 2])
+                        .iter()
+                        .flat_map(|u| u.to_be_bytes())
+                        .collect();
+                    (c != '\0').then_some((cid as u32, units))
+                })
+                .collect();
+            let stream = pdf_extract::Stream::new(Dictionary::new(), compact_cmap(&map));
+            let id = (doc.max_id + 1, 0);
+            doc.max_id += 1;
+            doc.objects.insert(id, Object::Stream(stream));
+            Some(id)
+        });
+        if let (Some(map), Some(Object::Dictionary(font))) = (map, doc.objects.get_mut(&font)) {
+            font.set("ToUnicode", Object::Reference(map));
+        }
+    }
+}
+
+/// Every two-byte pair at an even offset of the strings the document's pages and forms show:
+/// the codes (with the Identity encoding, the CIDs) its two-byte fonts can draw.
+fn shown_pairs(doc: &Document) -> std::collections::HashSet<u32> {
+    let mut pairs = std::collections::HashSet::new();
+    let mut contents: Vec<Vec<u8>> = doc
+        .get_pages()
+        .values()
+        .filter_map(|&page| doc.get_page_content(page).ok())
+        .collect();
+    contents.extend(doc.objects.values().filter_map(|o| {
+        let stream = o.as_stream().ok()?;
+        let form = stream.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form");
+        form.then(|| stream_bytes(stream))
+    }));
+    let mut strings = |object: &Object| {
+        if let Object::String(bytes, _) = object {
+            pairs.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|p| u32::from(u16::from_be_bytes([p[0], p[1]]))),
+            );
+        }
+    };
+    for content in contents {
+        let Ok(content) = pdf_extract::content::Content::decode(&content) else {
+            continue;
+        };
+        for operation in content.operations {
+            for operand in &operation.operands {
+                strings(operand);
+                if let Object::Array(items) = operand {
+                    items.iter().for_each(&mut strings);
+                }
+            }
+        }
+    }
+    pairs
+}
+
 /// A CMap's code-to-text map as pdf-extract's parser reads it, or `None` where it fails.
 fn unicode_map(bytes: &[u8]) -> Option<HashMap<u32, Vec<u8>>> {
     catch_unwind(AssertUnwindSafe(|| {
