@@ -2,7 +2,7 @@
 //! assumptions do not hold for a file: Type 3 fonts' own glyph space, and font resources its
 //! parsers panic on (a panic costs every page of the file, not just the font's text).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pdf_extract::{Dictionary, Document, Object, ObjectId};
@@ -139,14 +139,16 @@ pub(super) fn encodings_from_programs(doc: &mut Document) {
         }
     }
     // Only once every font that shares a descriptor has its encoding stated.
+    let still_read: HashSet<ObjectId> = fonts(doc)
+        .filter(|(_, font, _)| !font.has(b"Encoding"))
+        .filter_map(|(_, font, _)| {
+            font.get(b"FontDescriptor")
+                .and_then(Object::as_reference)
+                .ok()
+        })
+        .collect();
     for id in programs {
-        let shared_unstated = doc.objects.values().any(|o| {
-            o.as_dict().is_ok_and(|f| {
-                !f.has(b"Encoding")
-                    && f.get(b"FontDescriptor").and_then(Object::as_reference).ok() == Some(id)
-            })
-        });
-        if shared_unstated {
+        if still_read.contains(&id) {
             continue;
         }
         if let Some(Object::Dictionary(descriptor)) = doc.objects.get_mut(&id) {
@@ -266,8 +268,8 @@ pub(super) fn collection_unicode_maps(doc: &mut Document) {
 
 /// Every two-byte pair at an even offset of the strings the document's pages and forms show:
 /// the codes (with the Identity encoding, the CIDs) its two-byte fonts can draw.
-fn shown_pairs(doc: &Document) -> std::collections::HashSet<u32> {
-    let mut pairs = std::collections::HashSet::new();
+fn shown_pairs(doc: &Document) -> HashSet<u32> {
+    let mut pairs = HashSet::new();
     let mut contents: Vec<Vec<u8>> = doc
         .get_pages()
         .values()
