@@ -370,11 +370,11 @@ fn read(
     let whole = |text: String| Ok(vec![Section::new(text, None)]);
     let sections = catch_unwind(AssertUnwindSafe(|| match format {
         Format::Pdf => {
-            let mut pages = pdf::extract(bytes)?;
+            let (mut pages, layer) = pdf::extract(bytes)?;
             // Pages without a text layer are read by OCR; with OCR off they are left out,
             // and a PDF that is nothing but such pages fails saying so.
             match ocr {
-                Some(settings) => ocr::pdf_pages(bytes, &mut pages, settings)?,
+                Some(settings) => ocr::pdf_pages(bytes, &mut pages, &layer, settings)?,
                 None if pages.iter().all(|p| p.text.trim().is_empty()) => {
                     return Err(ExtractError::OcrDisabled("scanned PDF"));
                 }

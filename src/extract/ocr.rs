@@ -92,22 +92,32 @@ pub(super) fn image(bytes: &[u8], settings: &OcrSettings) -> Result<Vec<Section>
 
 /// Fills the PDF sections (pages) that have no text with what OCR reads on them. Pages are
 /// rendered one at a time at `settings.dpi`, in grey.
+/// `layer[i]` is how many non-blank characters page `sections[i]` had in its text layer
+/// before page furniture was dropped (`super::pdf::extract`): a page whose only text was a
+/// running header has a text layer, and is not a scan however empty its section is now.
 pub(super) fn pdf_pages(
     bytes: &[u8],
     sections: &mut [Section],
+    layer: &[usize],
     settings: &OcrSettings,
 ) -> Result<(), ExtractError> {
-    let thin =
-        |s: &Section| s.text.chars().filter(|c| !c.is_whitespace()).count() < THIN_TEXT_CHARS;
-    if !sections.iter().any(thin) {
+    let chars = |i: usize| layer.get(i).copied().unwrap_or(0);
+    let thin = |i: usize| chars(i) < THIN_TEXT_CHARS;
+    if !(0..sections.len()).any(thin) {
         return Ok(());
     }
-    let marks = page_marks(bytes);
+    // Only the pages that could need OCR are analysed: decoding every page's content again
+    // cost a long document as much as its extraction for one short page.
+    let candidates: std::collections::HashSet<i32> = (0..sections.len())
+        .filter(|&i| thin(i))
+        .filter_map(|i| sections[i].page)
+        .collect();
+    let marks = page_marks(bytes, &candidates);
     let mark = |s: &Section| s.page.and_then(|page| marks.get(&page)).copied();
     let blank: Vec<usize> = (0..sections.len())
         .filter(|&i| {
             let s = &sections[i];
-            if s.text.trim().is_empty() {
+            if chars(i) == 0 {
                 // A typeset document's intentionally blank pages paint nothing at all:
                 // reading them would cost seconds each to find nothing, and count
                 // against max_pages. A page that could not be analysed is read.
@@ -115,7 +125,7 @@ pub(super) fn pdf_pages(
             } else {
                 // A scan with a thin text layer stamped on it (a page number, a Bates
                 // number, a date) is still a scan.
-                thin(s) && mark(s).is_some_and(|m| m.page_sized_image)
+                thin(i) && mark(s).is_some_and(|m| m.page_sized_image)
             }
         })
         .collect();
@@ -181,9 +191,13 @@ struct Marks {
     page_sized_image: bool,
 }
 
-/// The marks of each page (numbered from 1) whose content stream could be read; a page
-/// missing from the map is treated as before this analysis (read by OCR if it has no text).
-fn page_marks(bytes: &[u8]) -> std::collections::HashMap<i32, Marks> {
+/// The marks of each page of `pages` (numbered from 1) whose content stream could be read; a
+/// page missing from the map is treated as before this analysis (read by OCR if it has no
+/// text).
+fn page_marks(
+    bytes: &[u8],
+    pages: &std::collections::HashSet<i32>,
+) -> std::collections::HashMap<i32, Marks> {
     /// Bound on a page's decompressed content, against compression bombs.
     const MAX_CONTENT: usize = 64 << 20;
     let Ok(doc) = lopdf::Document::load_mem(bytes) else {
@@ -206,6 +220,7 @@ fn page_marks(bytes: &[u8]) -> std::collections::HashMap<i32, Marks> {
     };
     doc.get_pages()
         .into_iter()
+        .filter(|(number, _)| pages.contains(&(*number as i32)))
         .filter_map(|(number, id)| {
             let content = doc.get_page_content_with_limit(id, MAX_CONTENT).ok()?;
             let content = lopdf::content::Content::decode(&content).ok()?;
@@ -432,9 +447,12 @@ mod tests {
             "0 0 10 10 re f",
             "q 100 0 0 100 0 0 cm /Im0 Do Q",
         ]);
-        let marks = page_marks(&pdf);
+        let marks = page_marks(&pdf, &(1..=5).collect());
         let paints: Vec<bool> = (1..=4).map(|p| marks[&p].paints).collect();
         assert_eq!(paints, vec![false, false, true, true]);
+        // Pages not asked about are not analysed.
+        let asked = page_marks(&pdf, &[3].into());
+        assert_eq!(asked.keys().collect::<Vec<_>>(), [&3]);
         // Two blank pages and no budget for OCR: nothing is rendered, nothing fails.
         let mut sections = vec![
             Section::new(String::new(), Some(1)),
@@ -443,9 +461,25 @@ mod tests {
         let pdf = pdf_with_pages(&["", "q Q"]);
         let mut s = settings();
         s.max_pages = 0;
-        pdf_pages(&pdf, &mut sections, &s).unwrap();
+        pdf_pages(&pdf, &mut sections, &[0, 0], &s).unwrap();
         assert!(sections.iter().all(|s| s.text.is_empty() && !s.ocr));
-        assert!(page_marks(b"not a pdf").is_empty());
+        assert!(page_marks(b"not a pdf", &[1].into()).is_empty());
+    }
+
+    #[test]
+    fn a_page_whose_only_text_was_furniture_is_not_a_scan() {
+        // Its running header was dropped, so its section is empty; but it had a text layer
+        // and no scanned image, and Tesseract would only read the header back (1-2 s a page:
+        // 17 chapter-title pages of the C++ Annotations).
+        let pdf = pdf_with_pages(&["BT /F1 9 Tf 20 180 Td (ACME Annual Report 2024) Tj ET"]);
+        let mut sections = vec![Section::new(String::new(), Some(1))];
+        let mut s = settings();
+        s.max_pages = 0;
+        pdf_pages(&pdf, &mut sections, &[21], &s).unwrap();
+        assert!(!sections[0].ocr);
+        // With nothing in its text layer, the same page is one for OCR (over the budget here).
+        let err = pdf_pages(&pdf, &mut sections, &[0], &s).unwrap_err();
+        assert!(matches!(err, ExtractError::OcrTooManyPages { .. }), "{err}");
     }
 
     #[test]

@@ -22,16 +22,19 @@ use headings::OutlineEntry;
 /// instead of exhausting memory.
 const MAX_PDF_STREAM_BYTES: usize = 256 << 20;
 
-pub(super) fn extract(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
+/// The pages without their furniture, and how many non-blank characters each page's text
+/// layer held before furniture was dropped: OCR (`super::ocr::pdf_pages`) tells a scan from a
+/// page whose only text was a running header by it.
+pub(super) fn extract(bytes: &[u8]) -> Result<(Vec<Section>, Vec<usize>), ExtractError> {
     read(bytes, true)
 }
 
 /// The pages as read, page furniture included (see `super::pdf_pages_as_read`).
 pub(super) fn extract_as_read(bytes: &[u8]) -> Result<Vec<Section>, ExtractError> {
-    read(bytes, false)
+    read(bytes, false).map(|(sections, _)| sections)
 }
 
-fn read(bytes: &[u8], drop_furniture: bool) -> Result<Vec<Section>, ExtractError> {
+fn read(bytes: &[u8], drop_furniture: bool) -> Result<(Vec<Section>, Vec<usize>), ExtractError> {
     // The common case parses the file once, inside pdf-extract. Only when that fails is the
     // file opened again with lopdf, to tell encrypted from corrupt and to fall back to
     // lopdf's simpler extraction (parsing twice cost a third of the time on real PDFs).
@@ -48,6 +51,13 @@ fn read(bytes: &[u8], drop_furniture: bool) -> Result<Vec<Section>, ExtractError
         Attempt::Read(pages, outline) => (pages, outline),
         _ => (with_lopdf(bytes)?, Vec::new()),
     };
+    let layer = pages
+        .iter()
+        .map(|p| {
+            let chars = |l: &Line| l.text.chars().filter(|c| !c.is_whitespace()).count();
+            p.lines.iter().map(chars).sum()
+        })
+        .collect();
     if drop_furniture {
         drop_running_lines(&mut pages);
     }
@@ -63,7 +73,7 @@ fn read(bytes: &[u8], drop_furniture: bool) -> Result<Vec<Section>, ExtractError
         }
     }
     let marks = headings::find(&pages, &outline);
-    Ok(pages
+    let sections = pages
         .into_iter()
         .enumerate()
         .map(|(index, page)| {
@@ -89,7 +99,8 @@ fn read(bytes: &[u8], drop_furniture: bool) -> Result<Vec<Section>, ExtractError
                 ..Section::new(text, Some(page.number))
             }
         })
-        .collect())
+        .collect();
+    Ok((sections, layer))
 }
 
 /// A page's text, line by line, with the size of the largest glyph on each line (0 when the
@@ -532,7 +543,7 @@ mod tests {
         let text =
             |pages: Vec<Section>| -> Vec<String> { pages.into_iter().map(|p| p.text).collect() };
         let (dropped, kept) = (
-            text(extract(&bytes).unwrap()),
+            text(extract(&bytes).unwrap().0),
             text(extract_as_read(&bytes).unwrap()),
         );
         let toc = "1.1 Where can visitors moor? . . . . . . . . . . . . 2";
@@ -565,7 +576,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures")
             .join(name);
-        let sections = extract(&std::fs::read(path).unwrap()).unwrap();
+        let (sections, _) = extract(&std::fs::read(path).unwrap()).unwrap();
         let text: String = sections.iter().map(|s| s.text.as_str()).collect();
         assert!(!text.contains(". . ."), "table of contents left: {text}");
         assert!(
@@ -655,7 +666,7 @@ mod tests {
     }
 
     fn text_of(pdf: &[u8]) -> String {
-        let pages = extract(pdf).unwrap();
+        let (pages, _) = extract(pdf).unwrap();
         pages
             .iter()
             .map(|s| s.text.as_str())
@@ -801,6 +812,7 @@ mod tests {
             .join(name);
         extract(&std::fs::read(path).unwrap())
             .unwrap()
+            .0
             .iter()
             .flat_map(|s| s.text.lines().map(str::to_string).collect::<Vec<_>>())
             .filter(|l| !l.is_empty())
