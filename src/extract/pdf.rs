@@ -36,8 +36,10 @@ pub(super) fn extract_as_read(bytes: &[u8]) -> Result<Vec<Section>, ExtractError
 
 fn read(bytes: &[u8], drop_furniture: bool) -> Result<(Vec<Section>, Vec<usize>), ExtractError> {
     // The common case parses the file once, inside pdf-extract. Only when that fails is the
-    // file opened again with lopdf, to tell encrypted from corrupt and to fall back to
-    // lopdf's simpler extraction (parsing twice cost a third of the time on real PDFs).
+    // file parsed again (parsing twice cost a third of the time on real PDFs): written out by
+    // lopdf 0.47 when pdf-extract's parser rejected it, read again without the font resources
+    // it panicked on, and as a last resort opened with lopdf, to tell encrypted from corrupt
+    // and to fall back to lopdf's simpler extraction.
     let attempt = |bytes: &[u8], repair: bool| {
         catch_unwind(AssertUnwindSafe(|| with_pdf_extract(bytes, repair)))
             .unwrap_or(Attempt::Panicked)

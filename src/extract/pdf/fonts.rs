@@ -165,7 +165,8 @@ pub(super) fn encodings_from_programs(doc: &mut Document) {
 /// CMap is parsed back and kept only when it gives exactly the original's map, so the text
 /// cannot change; a CMap the parser rejects is left for `drop_unreadable_maps`.
 pub(super) fn compact_unicode_maps(doc: &mut Document) {
-    let maps: Vec<ObjectId> = fonts(doc)
+    // A set: fonts often share one CMap, which is compacted once.
+    let maps: HashSet<ObjectId> = fonts(doc)
         .filter_map(|(_, font, _)| font.get(b"ToUnicode").and_then(Object::as_reference).ok())
         .collect();
     for id in maps {
@@ -270,16 +271,16 @@ pub(super) fn collection_unicode_maps(doc: &mut Document) {
 /// the codes (with the Identity encoding, the CIDs) its two-byte fonts can draw.
 fn shown_pairs(doc: &Document) -> HashSet<u32> {
     let mut pairs = HashSet::new();
-    let mut contents: Vec<Vec<u8>> = doc
-        .get_pages()
+    // One stream decoded at a time: a long document's pages are never all in memory at once.
+    let pages = doc.get_pages();
+    let page_contents = pages
         .values()
-        .filter_map(|&page| doc.get_page_content(page).ok())
-        .collect();
-    contents.extend(doc.objects.values().filter_map(|o| {
+        .filter_map(|&page| doc.get_page_content(page).ok());
+    let forms = doc.objects.values().filter_map(|o| {
         let stream = o.as_stream().ok()?;
         let form = stream.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form");
         form.then(|| stream_bytes(stream))
-    }));
+    });
     let mut strings = |object: &Object| {
         if let Object::String(bytes, _) = object {
             pairs.extend(
@@ -289,7 +290,7 @@ fn shown_pairs(doc: &Document) -> HashSet<u32> {
             );
         }
     };
-    for content in contents {
+    for content in page_contents.chain(forms) {
         let Ok(content) = pdf_extract::content::Content::decode(&content) else {
             continue;
         };
