@@ -51,9 +51,13 @@ def object_key(key, num):
 
 
 def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_pages=None, to_unicode=None, outline=None,
-        rotate=None):
+        rotate=None, font_objects=None, xref=True):
     """pages: list of lists of text lines (an empty list makes a page with no text).
     rotate: a /Rotate value per page (None: no /Rotate).
+    font_objects: a function given `add` (which adds an object and returns its number) that
+    adds the objects of font /F1 and returns the font's number, instead of Helvetica.
+    Without xref, the file has no cross-reference table and no startxref (pdfminer's
+    simple1.pdf is written so).
     With user_password (possibly ""), streams are RC4-encrypted as the standard handler does.
     outline: bookmarks as (title, page index) pairs, all at the top level."""
     objects = []  # bodies, object number = index + 1
@@ -73,7 +77,9 @@ def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_p
 
     catalog = add(None)
     pages_obj = add(None)
-    if to_unicode is not None:
+    if font_objects is not None:
+        font = font_objects(add)
+    elif to_unicode is not None:
         cmap = add(stream_obj(to_unicode))
         font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding /ToUnicode %d 0 R >>" % cmap)
     else:
@@ -134,12 +140,15 @@ def pdf(pages, compress=False, user_password=None, owner_password="owner", raw_p
         out += b"%d 0 obj\n" % encrypt_num + encrypt_body + b"\nendobj\n"
         objects.append(encrypt_body)
         trailer_extra = b" /Encrypt %d 0 R /ID [<%s> <%s>]" % (encrypt_num, FILE_ID.hex().encode(), FILE_ID.hex().encode())
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root %d 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, catalog, trailer_extra, xref)
+    start = len(out)
+    if xref:
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        for off in offsets:
+            out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root %d 0 R%s >>\n" % (len(objects) + 1, catalog, trailer_extra)
+    if xref:
+        out += b"startxref\n%d\n" % start
+    out += b"%%EOF\n"
     return bytes(out)
 
 
@@ -355,6 +364,27 @@ def docx(paragraphs, table):
     return buf.getvalue()
 
 
+def cjk_font(add):
+    """Japanese as Mac OS X and many Japanese producers set it: a CID font of Adobe-Japan1,
+    not embedded, with the Identity encoding and no ToUnicode map."""
+    descriptor = add(b"<< /Type /FontDescriptor /FontName /Ryumin-Light /Flags 4 "
+                     b"/FontBBox [0 -120 1000 880] /ItalicAngle 0 /Ascent 880 /Descent -120 "
+                     b"/CapHeight 700 /StemV 80 >>")
+    cid = add(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Ryumin-Light /DW 1000 "
+              b"/CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> "
+              b"/FontDescriptor %d 0 R >>" % descriptor)
+    return add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Ryumin-Light /Encoding /Identity-H "
+               b"/DescendantFonts [%d 0 R] >>" % cid)
+
+
+# Adobe-Japan1 CIDs of 日本語の文書 (poppler-data's cidToUnicode/Adobe-Japan1).
+CJK_PAGE = b"BT /F1 12 Tf 72 700 Td <0CD40E8A07A003770E08097B> Tj ET"
+
+# Words placed by moving to each, as TeX places them: lopdf's own extraction, the fallback
+# when pdf-extract cannot parse a file, runs them together.
+WORDS_BY_MOVES = b"BT /F1 12 Tf 72 700 Td (Tidal) Tj 33 0 Td (power) Tj 37 0 Td (stations) Tj ET"
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     (OUT / "handbook.pdf").write_bytes(pdf(HANDBOOK, compress=True))
@@ -377,6 +407,11 @@ def main():
     (OUT / "faq-outline.pdf").write_bytes(pdf(None, raw_pages=faq, outline=[
         ("Moorings", 1), ("Where can visitors moor?", 1), ("When is the harbour office open?", 1),
         ("Fuel", 2), ("Where is the fuel pontoon?", 2)]))
+    (OUT / "cjk-identity.pdf").write_bytes(pdf(None, raw_pages=[CJK_PAGE], font_objects=cjk_font))
+    (OUT / "no-xref.pdf").write_bytes(pdf(None, raw_pages=[WORDS_BY_MOVES], xref=False))
+    # A chapter's last page holding nothing but the running header: not a scan.
+    header_only = FAQ_PAGES + [[(9, "Harbour FAQ 5")]]
+    (OUT / "header-only-page.pdf").write_bytes(pdf(None, raw_pages=[typeset_page(p) for p in header_only]))
     (OUT / "report.docx").write_bytes(docx(
         [
             ("Title", "Harbour Operations Report"),

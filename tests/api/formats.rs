@@ -61,6 +61,38 @@ async fn pdfs_keep_ligatures_columns_and_page_numbers() {
 }
 
 #[tokio::test]
+async fn pdfs_the_pdf_reader_failed_on_and_header_only_pages_are_read_as_text() {
+    let env = TestEnv::start().await;
+    let user = Uuid::new_v4();
+    // Japanese in a CID font without a Unicode map; a file without a cross-reference table;
+    // a last page holding only the running header (OCR is on, as by default).
+    let cjk = env.enqueue(user, "cjk-identity.pdf").await;
+    let bare = env.enqueue(user, "no-xref.pdf").await;
+    let header = env.enqueue(user, "header-only-page.pdf").await;
+    env.drain().await;
+    for id in [cjk, bare, header] {
+        let row = env.file(id).await;
+        assert_eq!(row.status, "completed", "{:?}", row.last_error);
+    }
+    assert!(all_content(&env, cjk).await.contains("日本語の文書"));
+    assert!(all_content(&env, bare)
+        .await
+        .contains("Tidal power stations"));
+    let content = all_content(&env, header).await;
+    assert!(content.contains("petrol only on request"), "{content}");
+    assert!(!content.contains("Harbour FAQ 5"), "{content}");
+    let ocr: i64 = sqlx::query_scalar(
+        "select count(*) from document_chunks
+         where file_id = $1 and coalesce((metadata ->> 'ocr')::boolean, false)",
+    )
+    .bind(header)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(ocr, 0, "a page of running header was sent to OCR");
+}
+
+#[tokio::test]
 async fn html_keeps_content_and_headings_and_drops_page_chrome() {
     let env = TestEnv::start().await;
     let id = env.enqueue(Uuid::new_v4(), "page.html").await;
