@@ -286,6 +286,9 @@ struct RunFigures {
     peak_rss_kib: u64,
     /// None for the baseline, which runs inside this process next to the fake provider.
     cpu: Option<CpuShares>,
+    /// Chunks that waited outside the HNSW index and the seconds a backfill spent merging
+    /// them at its end (after its last file completed), from its output.
+    merged: Option<(u64, f64)>,
 }
 
 /// Where the machine's CPU went during a run, in core-seconds: the ragworker process, this
@@ -397,6 +400,7 @@ impl RunFigures {
             rate_limited: now.rate_limited - before.rate_limited,
             peak_rss_kib,
             cpu,
+            merged: None,
         }
     }
 
@@ -440,7 +444,27 @@ impl RunFigures {
                 self.peak_rss_kib as f64 / 1024.0
             );
         }
+        if let Some((chunks, merge)) = self.merged {
+            println!(
+                "  files completed in {:.1} s; then {chunks} waiting chunks merged into the HNSW index in {merge:.1} s",
+                secs - merge
+            );
+        }
     }
+
+    /// Seconds until the last file completed (before a backfill's merge).
+    fn files_done_secs(&self) -> f64 {
+        self.wall.as_secs_f64() - self.merged.map_or(0.0, |(_, secs)| secs)
+    }
+}
+
+/// Reads a backfill's "merged N chunks that waited into the HNSW index in X s" line.
+fn merged_line(stdout: &str) -> Option<(u64, f64)> {
+    let line = stdout.lines().find(|l| l.starts_with("merged "))?;
+    let mut words = line.split_whitespace();
+    let chunks = words.nth(1)?.parse().ok()?;
+    let secs = line.split(" in ").last()?.split(' ').next()?.parse().ok()?;
+    Some((chunks, secs))
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -472,6 +496,16 @@ async fn run_ragworker(env: &Env, fake: &FakeOpenAi) -> RunFigures {
 
 /// `ragworker backfill` with `extra` arguments, measured.
 async fn run_backfill(env: &Env, fake: &FakeOpenAi, extra: &[&str]) -> RunFigures {
+    run_backfill_with(env, &env.config_path, fake, extra).await
+}
+
+/// [`run_backfill`] with another configuration file for the same database.
+async fn run_backfill_with(
+    env: &Env,
+    config: &Path,
+    fake: &FakeOpenAi,
+    extra: &[&str],
+) -> RunFigures {
     // RAGWORKER_BIN: another build (say, the previous version) on the same corpus and setup.
     let bin = std::env::var_os("RAGWORKER_BIN")
         .map(PathBuf::from)
@@ -488,7 +522,7 @@ async fn run_backfill(env: &Env, fake: &FakeOpenAi, extra: &[&str]) -> RunFigure
     let started = Instant::now();
     let mut child = tokio::process::Command::new(bin)
         .arg("--config")
-        .arg(&env.config_path)
+        .arg(config)
         .arg("backfill")
         .args(extra)
         .env_remove("DATABASE_URL")
@@ -496,6 +530,14 @@ async fn run_backfill(env: &Env, fake: &FakeOpenAi, extra: &[&str]) -> RunFigure
         .spawn()
         .expect("ragworker binary next to the example (cargo build --release)");
     let pid = child.id().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let output = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text)
+            .await
+            .unwrap();
+        text
+    });
     let mut peak = 0;
     let mut worker_cpu = 0.0;
     let status = loop {
@@ -522,7 +564,9 @@ async fn run_backfill(env: &Env, fake: &FakeOpenAi, extra: &[&str]) -> RunFigure
         status.code() == Some(0) || status.code() == Some(2),
         "ragworker failed: {status:?}"
     );
-    RunFigures::measure(env, fake, counters0, wall, peak, Some(cpu)).await
+    let mut figures = RunFigures::measure(env, fake, counters0, wall, peak, Some(cpu)).await;
+    figures.merged = merged_line(&output.await.unwrap());
+    figures
 }
 
 /// What a hand-rolled script does: one file at a time, batches of 100 chunks, float vectors,
@@ -668,6 +712,7 @@ async fn run_db_only(
                 "text-embedding-3-small",
                 &made_from,
                 &Default::default(),
+                false,
             )
             .await
             .unwrap();
@@ -789,7 +834,8 @@ async fn main() {
 
     // 4. The index policy, with an instant provider (the database is the limit): a fresh
     // table under the default policy (no HNSW index below index.hnsw_min_rows), then a
-    // fresh table with the index live from the start, as before the policy.
+    // fresh table with the index live from the start and every chunk inserted into it as
+    // written (no deferral), as before the policy.
     let instant = FakeOpenAi::start_with_limits(args.dims, None).await;
     let policy_env = prepare_env(dir.path(), "policy", &instant, &args, "").await;
     upload(&policy_env, &corpus).await;
@@ -803,7 +849,7 @@ async fn main() {
         "live",
         &instant,
         &args,
-        "[index]\nhnsw_min_rows = 0",
+        "[index]\nhnsw_min_rows = 0\ndefer_max_rows = 0",
     )
     .await;
     upload(&live_env, &corpus).await;
@@ -819,8 +865,10 @@ async fn main() {
     );
 
     // 5. A table that already holds many indexed chunks (the policy keeps the index at this
-    // size): the corpus loaded with the index live, then loaded again with `--bulk` (drop,
-    // load, build again), from the same table.
+    // size): the corpus loaded with every chunk inserted into the live index (deferral off,
+    // as before it existed), then again under the default policy (chunks wait outside the
+    // index and are merged when the files are done), then with `--bulk` (drop, load, build
+    // again), into the same table.
     if args.preloaded_chunks > 0 {
         let big = prepare_env(dir.path(), "preloaded", &instant, &args, "").await;
         let started = Instant::now();
@@ -836,9 +884,31 @@ async fn main() {
             loaded.as_secs_f64(),
             started.elapsed().as_secs_f64()
         );
+        let live_config = dir.path().join("preloaded-live.toml");
+        std::fs::write(
+            &live_config,
+            std::fs::read_to_string(&big.config_path).unwrap() + "\n[index]\ndefer_max_rows = 0\n",
+        )
+        .unwrap();
         upload(&big, &corpus).await;
-        let live = run_backfill(&big, &instant, &[]).await;
-        live.print("instant provider, preloaded table, index live", None);
+        let live = run_backfill_with(&big, &live_config, &instant, &[]).await;
+        live.print(
+            "instant provider, preloaded table, every chunk into the live index (index.defer_max_rows = 0)",
+            None,
+        );
+        upload(&big, &corpus).await;
+        let deferred = run_backfill(&big, &instant, &[]).await;
+        deferred.print(
+            "instant provider, preloaded table, default policy (chunks wait outside the index, merged at the end)",
+            None,
+        );
+        println!(
+            "  => the default policy completes files at {:.2}x the files/s of the live index ({:.2}x counting its merge); {:.1} files/s against {:.1}",
+            live.files_done_secs() / deferred.files_done_secs(),
+            live.wall.as_secs_f64() / deferred.wall.as_secs_f64(),
+            corpus.len() as f64 / deferred.files_done_secs(),
+            corpus.len() as f64 / live.files_done_secs()
+        );
         upload(&big, &corpus).await;
         let bulk = run_backfill(&big, &instant, &["--bulk"]).await;
         bulk.print(

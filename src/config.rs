@@ -56,6 +56,9 @@ pub struct IndexSettings {
     pub parallel_workers: u32,
     /// How often `run` checks whether the index is due.
     pub check_secs: u64,
+    /// Chunks written while the index exists that may wait outside it (merged when the
+    /// worker is idle or a backfill ends; search scans them exactly); 0: none wait.
+    pub defer_max_rows: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

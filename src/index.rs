@@ -3,17 +3,30 @@
 //! builds), by one process at a time; `backfill --bulk` drops it for a large load. Search
 //! is correct in every state: without the index it is an exact scan of the tenant's chunks.
 //!
-//! Everything here runs on a session connection (`database.direct_url`): CREATE INDEX
+//! Building runs on a session connection (`database.direct_url`): CREATE INDEX
 //! CONCURRENTLY cannot run inside a transaction, and the lock that keeps two processes
 //! from building at once is a session lock.
+//!
+//! Once the index exists, chunks the worker writes may wait outside it ([`Deferral`]):
+//! the index leaves out rows flagged `index_pending`, search scans a tenant's waiting rows
+//! exactly beside it, and [`merge`] clears the flag (which is when the graph insert
+//! happens) while the worker is idle or a backfill ends. Those are plain statements, so
+//! they also run through a transaction pooler.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::{DatabaseSettings, IndexSettings};
 
 const INDEX: &str = "document_chunks_embedding_idx";
+/// The replacement of an index that covers every row, while it is built (see
+/// [`replace_whole_index`]).
+const NEW_INDEX: &str = "document_chunks_embedding_new_idx";
+/// What the policy builds: the graph over the rows that are not waiting to be merged.
+const INDEX_DEFINITION: &str =
+    "on public.document_chunks using hnsw (embedding halfvec_cosine_ops) where not index_pending";
 
 /// What a check did.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,26 +44,35 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Absent,
+    /// Built by the policy: it leaves out rows waiting to be merged.
     Valid,
+    /// Built before deferral existed: it covers every row, so writing a row as waiting
+    /// saves nothing. Replaced once, concurrently.
+    Whole,
     /// Left by an interrupted CREATE INDEX CONCURRENTLY: maintained on every insert, used
     /// by no search. Dropped and built again.
     Invalid,
 }
 
 pub async fn state(conn: &mut PgConnection) -> Result<State, sqlx::Error> {
-    let valid: Option<bool> = sqlx::query_scalar(
-        "select i.indisvalid from pg_index i
+    index_state(conn, INDEX).await
+}
+
+async fn index_state(conn: &mut PgConnection, name: &str) -> Result<State, sqlx::Error> {
+    let found: Option<(bool, bool)> = sqlx::query_as(
+        "select i.indisvalid, i.indpred is not null from pg_index i
          join pg_class c on c.oid = i.indexrelid
          where c.relname = $1 and c.relnamespace = 'public'::regnamespace",
     )
     .persistent(false)
-    .bind(INDEX)
+    .bind(name)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(match valid {
+    Ok(match found {
         None => State::Absent,
-        Some(true) => State::Valid,
-        Some(false) => State::Invalid,
+        Some((true, true)) => State::Valid,
+        Some((true, false)) => State::Whole,
+        Some((false, _)) => State::Invalid,
     })
 }
 
@@ -87,9 +109,12 @@ async fn apply_on_session(
 }
 
 async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow::Result<Action> {
-    let state = state(conn).await?;
+    let state = finish_replacement(conn).await?;
     if state == State::Valid {
         return Ok(Action::Nothing);
+    }
+    if state == State::Whole {
+        return replace_whole_index(conn, policy).await;
     }
     // Counting stops at the threshold: a large table is not scanned to the end.
     let rows: i64 = sqlx::query_scalar(
@@ -105,6 +130,19 @@ async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow
     if state == State::Invalid {
         drop_index(conn).await?;
     }
+    tracing::info!(
+        rows_at_least = rows,
+        "building the HNSW index (concurrently; search stays exact until it is ready)"
+    );
+    build(conn, policy, INDEX).await
+}
+
+/// CREATE INDEX CONCURRENTLY `name` with the policy's memory and workers.
+async fn build(
+    conn: &mut PgConnection,
+    policy: &IndexSettings,
+    name: &str,
+) -> anyhow::Result<Action> {
     sqlx::query("select set_config('maintenance_work_mem', $1, false)")
         .persistent(false)
         .bind(&policy.maintenance_work_mem)
@@ -115,27 +153,66 @@ async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow
         .bind(policy.parallel_workers.to_string())
         .execute(&mut *conn)
         .await?;
-    tracing::info!(
-        rows_at_least = rows,
-        "building the HNSW index (concurrently; search stays exact until it is ready)"
-    );
     let started = Instant::now();
     sqlx::query(&format!(
-        "create index concurrently if not exists {INDEX} on public.document_chunks
-         using hnsw (embedding halfvec_cosine_ops)"
+        "create index concurrently if not exists {name} {INDEX_DEFINITION}"
     ))
     .execute(&mut *conn)
     .await?;
-    let total: i64 = sqlx::query_scalar("select count(*) from public.document_chunks")
-        .persistent(false)
-        .fetch_one(&mut *conn)
-        .await?;
+    let total: i64 =
+        sqlx::query_scalar("select count(*) from public.document_chunks where not index_pending")
+            .persistent(false)
+            .fetch_one(&mut *conn)
+            .await?;
     let took = started.elapsed();
     tracing::info!(rows = total, secs = took.as_secs_f64(), "HNSW index built");
     Ok(Action::Built {
         rows: total as u64,
         took,
     })
+}
+
+/// An index an earlier version built covers every row, so a chunk written as waiting would
+/// still pay for the graph insert. It is replaced once: the new index is built beside it
+/// (searches and writes go on with the old one), then the old one is dropped and the new
+/// one takes its name. [`finish_replacement`] completes a replacement a crash interrupted.
+async fn replace_whole_index(
+    conn: &mut PgConnection,
+    policy: &IndexSettings,
+) -> anyhow::Result<Action> {
+    tracing::info!(
+        "replacing the HNSW index with one that leaves chunks waiting to be merged out (concurrently; the old one serves meanwhile)"
+    );
+    let built = build(conn, policy, NEW_INDEX).await?;
+    drop_index(conn).await?;
+    finish_replacement(conn).await?;
+    Ok(built)
+}
+
+/// Tidies what an interrupted [`replace_whole_index`] left and returns the index's state:
+/// a new index left alone takes the name, one left beside the old index (or half built)
+/// is dropped.
+async fn finish_replacement(conn: &mut PgConnection) -> Result<State, sqlx::Error> {
+    let current = state(conn).await?;
+    match (current, index_state(conn, NEW_INDEX).await?) {
+        (_, State::Absent) => Ok(current),
+        (State::Absent, State::Valid) => {
+            sqlx::query(&format!("alter index public.{NEW_INDEX} rename to {INDEX}"))
+                .persistent(false)
+                .execute(&mut *conn)
+                .await?;
+            Ok(State::Valid)
+        }
+        _ => {
+            sqlx::query(&format!(
+                "drop index concurrently if exists public.{NEW_INDEX}"
+            ))
+            .persistent(false)
+            .execute(&mut *conn)
+            .await?;
+            Ok(current)
+        }
+    }
 }
 
 /// `backfill --bulk`: drops the index for a large load (the policy builds it again at the
@@ -166,6 +243,146 @@ pub async fn keep_applying(database: DatabaseSettings, policy: IndexSettings) {
         tick.tick().await;
         if let Err(e) = apply_on_session(&database, &policy).await {
             tracing::warn!(error = %format!("{e:#}"), "index policy check failed; trying again later");
+        }
+    }
+}
+
+/// Whether chunks written now wait outside the HNSW index: only when the index exists and
+/// leaves waiting rows out (without one, search is exact anyway and there is nothing to
+/// defer), and while fewer than `index.defer_max_rows` wait. Each process learns it from a
+/// count every [`REFRESH`], so the bound can be passed by what the processes write in that
+/// time; it only bounds how much a search scans exactly.
+#[derive(Debug, Default)]
+pub struct Deferral {
+    allowed: AtomicBool,
+    waiting: AtomicU64,
+    /// Set by `run` while no file is in flight: the merge uses idle time only.
+    idle: AtomicBool,
+}
+
+/// How often a process counts the waiting chunks.
+pub const REFRESH: Duration = Duration::from_secs(2);
+/// Chunks one merge statement moves into the index: about a quarter of a second of graph
+/// inserts at 1536 dimensions, so an idle merge yields soon to new work, holds few row
+/// locks, and stays under sqlx's 1 s slow-statement warning on a busy machine (200 took
+/// 1-2.8 s with five merging side by side on 2 cores). A round trip per 50 is nothing
+/// beside their inserts.
+const MERGE_BATCH: i64 = 50;
+
+impl Deferral {
+    /// Whether the chunks of a file completed now should wait.
+    pub fn allowed(&self) -> bool {
+        self.allowed.load(Ordering::Relaxed)
+    }
+
+    /// Chunks waiting at the last count (up to `defer_max_rows` + 1).
+    pub fn waiting(&self) -> u64 {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    pub fn set_idle(&self, idle: bool) {
+        self.idle.store(idle, Ordering::Relaxed);
+    }
+
+    /// Counts the waiting chunks and looks at the index; returns the count.
+    pub async fn refresh(&self, pool: &PgPool, max_rows: u64) -> Result<u64, sqlx::Error> {
+        let (partial, waiting): (bool, i64) = sqlx::query_as(
+            "select coalesce((select i.indisvalid and i.indpred is not null from pg_index i
+                              where i.indexrelid = to_regclass($1)), false),
+                    (select count(*) from (select 1 from public.document_chunks
+                                           where index_pending limit $2) s)",
+        )
+        .persistent(false)
+        .bind(format!("public.{INDEX}"))
+        .bind(max_rows.saturating_add(1).min(i64::MAX as u64) as i64)
+        .fetch_one(pool)
+        .await?;
+        let waiting = waiting as u64;
+        self.waiting.store(waiting, Ordering::Relaxed);
+        self.allowed
+            .store(partial && waiting < max_rows, Ordering::Relaxed);
+        metrics::gauge!("ragworker_index_waiting_chunks").set(waiting as f64);
+        Ok(waiting)
+    }
+}
+
+/// Moves up to [`MERGE_BATCH`] waiting chunks into the index; returns how many. Rows
+/// another merge holds are skipped, so processes merge side by side without waiting on
+/// each other, and a merge never waits on a row lock (a file being rewritten keeps its
+/// rows, and they are merged in a later batch or deleted).
+pub async fn merge(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "update public.document_chunks set index_pending = false
+         where id in (select id from public.document_chunks where index_pending
+                      limit $1 for update skip locked)",
+    )
+    .persistent(false)
+    .bind(MERGE_BATCH)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Merges every waiting chunk, on `connections` connections at once (a backfill's end,
+/// when the files are done and the pool is free). Returns how many and how long it took.
+pub async fn merge_all(pool: &PgPool, connections: usize) -> Result<(u64, Duration), sqlx::Error> {
+    let started = Instant::now();
+    let lanes = (0..connections.max(1)).map(|_| async {
+        let mut merged = 0;
+        loop {
+            match merge(pool).await? {
+                0 => return Ok::<u64, sqlx::Error>(merged),
+                n => merged += n,
+            }
+        }
+    });
+    let merged: u64 = futures::future::try_join_all(lanes)
+        .await?
+        .into_iter()
+        .sum();
+    Ok((merged, started.elapsed()))
+}
+
+/// `run`'s side of deferral, until the process ends: counts every [`REFRESH`] and, while
+/// the worker has no file in flight, merges batch by batch. Errors are logged and tried
+/// again at the next count.
+pub async fn keep_deferring(
+    pool: PgPool,
+    policy: IndexSettings,
+    deferral: std::sync::Arc<Deferral>,
+) {
+    let mut tick = tokio::time::interval(REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut waiting = match deferral.refresh(&pool, policy.defer_max_rows).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "counting chunks waiting for the HNSW index failed; trying again");
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let mut merged = 0;
+        while waiting > 0 && deferral.idle.load(Ordering::Relaxed) {
+            match merge(&pool).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    merged += n;
+                    waiting = waiting.saturating_sub(n);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "merging chunks into the HNSW index failed; trying again");
+                    break;
+                }
+            }
+        }
+        if merged > 0 {
+            tracing::info!(
+                chunks = merged,
+                secs = started.elapsed().as_secs_f64(),
+                "merged waiting chunks into the HNSW index"
+            );
         }
     }
 }

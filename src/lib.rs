@@ -68,6 +68,7 @@ pub async fn build_worker(
     Ok(worker::Worker {
         ownership,
         storage_paused: halt::Halt::new(),
+        deferral: Arc::new(index::Deferral::default()),
         queue: queue::Queue::new(pool, worker_id, settings.queue.clone()),
         storage: storage::Storage::from_settings(&settings.storage).await?,
         chunker: chunk::Chunker::new(&settings.chunking, embedder.tokenizer())?,

@@ -198,6 +198,20 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 Ok(action) => report_index(action),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "index policy check failed"),
             }
+            // The chunks that waited outside the index go into it now, on every connection
+            // of the pool (the files are done and searchable already; search scans waiting
+            // chunks exactly). Interrupted, `run` merges the rest in its idle time.
+            tokio::select! {
+                merged = ragworker::index::merge_all(&pool, settings.database.max_connections as usize) => match merged {
+                    Ok((0, _)) => {}
+                    Ok((chunks, took)) => println!(
+                        "merged {chunks} chunks that waited into the HNSW index in {:.1} s (index.defer_max_rows)",
+                        took.as_secs_f64()
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "merging waiting chunks into the HNSW index failed; `ragworker run` merges them in its idle time"),
+                },
+                _ = shutdown_signal() => println!("interrupted while merging waiting chunks into the HNSW index; `ragworker run` merges the rest in its idle time"),
+            }
             let waiting = worker.queue.count_pending().await?;
             println!(
                 "backfill done: {} completed, {} failed, {} to retry later, {} released; {} chunks, {} tokens; {} files still pending",

@@ -191,6 +191,7 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
     if !session {
         tracing::warn!("{}", crate::index::NO_SESSION);
     }
+    let _deferral = start_deferring(&worker).await;
     if !listening {
         // Polling often keeps pick-up quick.
         poll = poll.min(NO_NOTIFY_POLL);
@@ -230,6 +231,9 @@ pub async fn run(worker: Arc<Worker>, shutdown: impl Future<Output = ()>) -> Sum
                 }
             }
         }
+        // Nothing in flight after claiming all there was: idle time, which merges chunks
+        // waiting for the HNSW index.
+        worker.deferral.set_idle(in_flight.jobs.is_empty());
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -281,6 +285,8 @@ pub async fn backfill(
     let mut in_flight = InFlight::new();
     let grace = Duration::from_secs(worker.settings.worker.shutdown_grace_secs);
     let mut failed_claims = 0u32;
+    // Counts only: a backfill merges at its end (`index::merge_all`), when its files are done.
+    let _deferral = start_deferring(&worker).await;
     tokio::pin!(shutdown);
     loop {
         // One step: claim into the free slots, then wait for a file to finish. Shutdown
@@ -333,6 +339,25 @@ pub async fn backfill(
         }
     }
     Ok(in_flight.summary)
+}
+
+/// Looks at the index and counts the chunks waiting for it once before the first claim (so
+/// the first files already know whether to wait), then keeps doing so, merging in idle
+/// time, until the handle is dropped.
+async fn start_deferring(worker: &Arc<Worker>) -> AbortOnDropHandle<()> {
+    let policy = worker.settings.index.clone();
+    if let Err(e) = worker
+        .deferral
+        .refresh(worker.queue.pool(), policy.defer_max_rows)
+        .await
+    {
+        tracing::warn!(error = %e, "counting chunks waiting for the HNSW index failed; they are indexed as written until a count succeeds");
+    }
+    AbortOnDropHandle::new(tokio::spawn(crate::index::keep_deferring(
+        worker.queue.pool().clone(),
+        policy,
+        worker.deferral.clone(),
+    )))
 }
 
 /// The poll period when notifications cannot be heard.

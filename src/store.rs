@@ -70,6 +70,7 @@ pub async fn record_usage<'e>(
 
 /// Commits a processed file: `vectors` holds one vector per chunk, in order (the worker
 /// checks it), and the claim's requests are rolled from the ledger into its usage row.
+/// `wait` writes the chunks as waiting to be merged into the HNSW index (`index::Deferral`).
 /// Fails with `LeaseLost` (and writes nothing) when another worker has taken the file over
 /// meanwhile.
 #[allow(clippy::too_many_arguments)] // one transaction's worth of what a file became
@@ -82,6 +83,7 @@ pub async fn complete_file(
     model: &str,
     made_from: &Provenance,
     reuse: &Reuse,
+    wait: bool,
 ) -> Result<(), QueueError> {
     let chunks = &chunked.chunks;
     let mut tx = pool.begin().await?;
@@ -134,11 +136,11 @@ pub async fn complete_file(
         sqlx::query(
             "insert into document_chunks (file_id, user_id, org_id, embedding_model, content,
                                           chunk_index, page_number, heading, token_count,
-                                          embedding, metadata, content_hash)
+                                          embedding, metadata, content_hash, index_pending)
              select $1, $2, $3, $4, c.content, c.chunk_index, c.page_number, c.heading,
                     c.token_count,
                     ($10::real[])[(c.row - 1) * $13 + 1 : c.row * $13]::halfvec,
-                    c.metadata, c.content_hash
+                    c.metadata, c.content_hash, $14
              from unnest($5::text[], $6::int[], $7::int[], $8::text[], $9::int[],
                          $11::jsonb[], $12::text[]) with ordinality
                   as c(content, chunk_index, page_number, heading, token_count,
@@ -158,6 +160,7 @@ pub async fn complete_file(
         .bind(&metadata)
         .bind(&hashes)
         .bind(dimension as i32)
+        .bind(wait)
         .execute(&mut *tx)
         .await?;
     }

@@ -74,6 +74,8 @@ pub struct Worker {
     pub ownership: ownership::Rules,
     /// Set when storage rejects the worker's credentials: no claims until it lifts.
     pub storage_paused: Halt<String>,
+    /// Whether the chunks written now wait outside the HNSW index (`index.defer_max_rows`).
+    pub deferral: Arc<crate::index::Deferral>,
     pub settings: Arc<Settings>,
 }
 
@@ -290,6 +292,7 @@ impl Worker {
             self.embedder.model(),
             &made_from,
             &reuse,
+            self.deferral.allowed(),
         )
         .await?;
         metrics::counter!("ragworker_chunks_total").increment(chunked.chunks.len() as u64);

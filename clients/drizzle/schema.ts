@@ -127,6 +127,11 @@ export const documentChunks = pgTable(
     createdAt: createdAt(),
     /** sha256 of exactly what was embedded (the text with its heading context). */
     contentHash: text('content_hash'),
+    /**
+     * Written by ragworker while the HNSW index exists: the chunk waits outside the index
+     * (search scans it exactly) until the worker merges it (index.defer_max_rows).
+     */
+    indexPending: boolean('index_pending').notNull().default(false),
   },
   (t) => [
     foreignKey({
@@ -136,9 +141,15 @@ export const documentChunks = pgTable(
     }).onDelete('cascade'),
     unique('document_chunks_file_id_chunk_index_key').on(t.fileId, t.chunkIndex),
     index('document_chunks_user_idx').on(t.userId),
-    // The HNSW index (document_chunks_embedding_idx, halfvec_cosine_ops) is not declared:
-    // ragworker builds it once the table holds index.hnsw_min_rows chunks (the index policy).
+    // The HNSW index (document_chunks_embedding_idx, halfvec_cosine_ops, where not
+    // index_pending) is not declared: ragworker builds it once the table holds
+    // index.hnsw_min_rows chunks (the index policy).
     index('document_chunks_org_idx').on(t.orgId).where(sql`org_id is not null`),
+    // The chunks waiting to be merged into the HNSW index, per tenant.
+    index('document_chunks_pending_user_idx').on(t.userId).where(sql`index_pending`),
+    index('document_chunks_pending_org_idx')
+      .on(t.orgId)
+      .where(sql`index_pending and org_id is not null`),
     // Full text, in the configuration `ragworker migrate` sets (search.text_search_config).
     index('document_chunks_fts_idx').using(
       'gin',

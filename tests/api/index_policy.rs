@@ -171,3 +171,278 @@ async fn the_service_builds_the_index_once_it_is_due() {
         env.log("run.log")
     );
 }
+
+/// The distances of a user's `k` nearest chunks to their first chunk, every distance
+/// computed (distances, not ids: the fake provider's vectors tie often).
+async fn brute_force(env: &TestEnv, user: Uuid, k: i64) -> Vec<i64> {
+    sqlx::query_scalar(
+        "select round(((embedding <=> (select embedding from document_chunks where user_id = $1
+                                        order by chunk_index, id limit 1)) * 1e6)::numeric)::bigint
+         from document_chunks where user_id = $1 order by 1 limit $2",
+    )
+    .bind(user)
+    .bind(k)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+/// The same search as [`nearest`] (as distances), on one connection where the tenant
+/// counts as large (above ragworker.exact_search_limit), so it goes through the HNSW
+/// index branch.
+async fn nearest_through_the_index(env: &TestEnv, user: Uuid) -> Vec<i64> {
+    let mut conn = env.pool.acquire().await.unwrap();
+    sqlx::query("set ragworker.exact_search_limit = 2")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let distances = sqlx::query_scalar(
+        "select round(((1 - similarity) * 1e6)::numeric)::bigint from search_similar_chunks(
+           (select embedding from document_chunks where user_id = $1 order by chunk_index, id limit 1),
+           $1, 0.0, 5)",
+    )
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("reset ragworker.exact_search_limit")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    distances
+}
+
+async fn waiting(env: &TestEnv) -> i64 {
+    sqlx::query_scalar("select count(*) from document_chunks where index_pending")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn chunks_written_while_the_index_exists_wait_outside_it_and_search_finds_them_before_and_after_the_merge(
+) {
+    let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
+    index::apply(&env.settings.database, &env.settings.index)
+        .await
+        .unwrap();
+    assert_eq!(index_state(&env).await, State::Valid);
+    let indexdef: String = sqlx::query_scalar(
+        "select indexdef from pg_indexes where indexname = 'document_chunks_embedding_idx'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        indexdef.ends_with("WHERE (NOT index_pending)"),
+        "{indexdef}"
+    );
+
+    // A tenant whose chunks were indexed as written, then more of them written as waiting.
+    let user = Uuid::new_v4();
+    env.enqueue_generated(user, 4).await;
+    env.drain().await;
+    assert_eq!(waiting(&env).await, 0, "no count yet: indexed as written");
+    let deferral = &env.worker.deferral;
+    assert_eq!(
+        deferral
+            .refresh(&env.pool, env.settings.index.defer_max_rows)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(deferral.allowed());
+    env.enqueue(user, "guide.md").await;
+    env.enqueue(user, "notes.txt").await;
+    env.drain().await;
+    let total: i64 = sqlx::query_scalar("select count(*) from document_chunks")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let waited = waiting(&env).await;
+    assert!(waited > 0 && waited < total, "{waited} of {total}");
+
+    // Search through the index branch returns exactly what a full scan does, the waiting
+    // chunks included (the query vector is the tenant's first chunk's: among the indexed).
+    let exact = brute_force(&env, user, 5).await;
+    assert_eq!(nearest_through_the_index(&env, user).await, exact);
+    // A waiting chunk's own vector finds it first through the index branch too.
+    let (id, vector): (Uuid, String) = sqlx::query_as(
+        "select id, embedding::text from document_chunks where index_pending order by id limit 1",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let mut conn = env.pool.acquire().await.unwrap();
+    sqlx::query("set ragworker.exact_search_limit = 2")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let first: Uuid =
+        sqlx::query_scalar("select id from search_similar_chunks($1::halfvec, $2, 0.0, 3) limit 1")
+            .bind(&vector)
+            .bind(user)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(first, id);
+    drop(conn);
+
+    // Merged, none waits and the index answers alone, the same.
+    let (merged, _) = index::merge_all(&env.pool, 2).await.unwrap();
+    assert_eq!(merged as i64, waited);
+    assert_eq!(waiting(&env).await, 0);
+    assert_eq!(nearest_through_the_index(&env, user).await, exact);
+    let mut conn = env.pool.acquire().await.unwrap();
+    sqlx::query("set enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let through_index: Option<Uuid> = sqlx::query_scalar(
+        "select id from document_chunks where not index_pending
+         order by embedding <=> $1::halfvec limit 1",
+    )
+    .bind(&vector)
+    .fetch_optional(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(through_index, Some(id), "the merged chunk is in the graph");
+}
+
+#[tokio::test]
+async fn the_deferral_bound_and_an_absent_index_write_chunks_as_indexed() {
+    let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
+    let deferral = &env.worker.deferral;
+    // No index: nothing to defer.
+    deferral.refresh(&env.pool, 20_000).await.unwrap();
+    assert!(!deferral.allowed());
+    index::apply(&env.settings.database, &env.settings.index)
+        .await
+        .unwrap();
+    deferral.refresh(&env.pool, 20_000).await.unwrap();
+    assert!(deferral.allowed());
+    // defer_max_rows = 0: never.
+    deferral.refresh(&env.pool, 0).await.unwrap();
+    assert!(!deferral.allowed());
+    // At the bound, chunks are indexed as written again.
+    deferral.refresh(&env.pool, 20_000).await.unwrap();
+    env.enqueue_generated(Uuid::new_v4(), 3).await;
+    env.drain().await;
+    let waited = waiting(&env).await;
+    assert!(waited >= 3, "{waited}");
+    assert_eq!(
+        deferral.refresh(&env.pool, waited as u64).await.unwrap(),
+        waited as u64
+    );
+    assert!(!deferral.allowed());
+    assert_eq!(deferral.waiting(), waited as u64);
+    deferral
+        .refresh(&env.pool, waited as u64 + 1)
+        .await
+        .unwrap();
+    assert!(deferral.allowed());
+}
+
+#[tokio::test]
+async fn the_service_merges_waiting_chunks_when_idle_and_a_backfill_merges_at_its_end() {
+    let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
+    index::apply(&env.settings.database, &env.settings.index)
+        .await
+        .unwrap();
+    env.enqueue_generated(Uuid::new_v4(), 6).await;
+    let out = env
+        .command(&["backfill"], "backfill.log")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let total: i64 = sqlx::query_scalar("select count(*) from document_chunks")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "merged {total} chunks that waited into the HNSW index"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(waiting(&env).await, 0);
+
+    let mut run = env.command(&["run"], "run.log").spawn().unwrap();
+    env.enqueue_generated(Uuid::new_v4(), 6).await;
+    crate::support::wait_until(
+        std::time::Duration::from_secs(30),
+        "the service to complete the files and merge their chunks",
+        || async {
+            let pending: i64 = sqlx::query_scalar(
+                "select count(*) from files where processing_status <> 'completed'",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            pending == 0 && waiting(&env).await == 0
+        },
+    )
+    .await;
+    let pid = run.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(run.wait().await.unwrap().success());
+    let log = env.log("run.log");
+    assert!(
+        log.contains("merged waiting chunks into the HNSW index"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn an_index_that_covers_every_row_is_replaced_by_one_that_leaves_waiting_rows_out() {
+    let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
+    env.enqueue_generated(Uuid::new_v4(), 4).await;
+    env.drain().await;
+    // What an earlier version built.
+    sqlx::query(
+        "create index document_chunks_embedding_idx on document_chunks
+         using hnsw (embedding halfvec_cosine_ops)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(index_state(&env).await, State::Whole);
+    let action = index::apply(&env.settings.database, &env.settings.index)
+        .await
+        .unwrap();
+    assert!(
+        matches!(action, Action::Built { rows, .. } if rows > 0),
+        "{action:?}"
+    );
+    assert_eq!(index_state(&env).await, State::Valid);
+    let names: Vec<String> = sqlx::query_scalar(
+        "select indexname::text from pg_indexes
+         where tablename = 'document_chunks' and indexdef like '%hnsw%' order by 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(names, ["document_chunks_embedding_idx"]);
+
+    // A replacement a crash interrupted after the old index was dropped: the new one takes
+    // the name instead of a third being built.
+    sqlx::query(
+        "alter index document_chunks_embedding_idx rename to document_chunks_embedding_new_idx",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(index_state(&env).await, State::Absent);
+    assert_eq!(
+        index::apply(&env.settings.database, &env.settings.index)
+            .await
+            .unwrap(),
+        Action::Nothing
+    );
+    assert_eq!(index_state(&env).await, State::Valid);
+}
