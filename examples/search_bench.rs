@@ -4,7 +4,8 @@
 //! those asked for, recall@10 against the exact top 10, and p50 / p95 latency of
 //! `search_similar_chunks`, `search_org_chunks` and `hybrid_search_chunks`, beside the
 //! search function of the first migration ("v1") on the same table. Also what the
-//! full-text index costs on the write path.
+//! full-text index costs on the write path, and search through the index path while some
+//! of a large tenant's chunks wait outside the index (deferred index maintenance).
 //!
 //! `bash scripts/search_bench.sh [--chunks N] [--dims D] [--queries Q]` starts PostgreSQL.
 //!
@@ -47,8 +48,17 @@ fn args() -> anyhow::Result<Args> {
     })
 }
 
-/// (label, tenant column, function, tenant, its chunks, ragworker.exact_search_limit)
-type Case = (String, &'static str, &'static str, Uuid, usize, Option<i64>);
+/// (label, tenant column, function, tenant, its chunks, ragworker.exact_search_limit, how
+/// many of its chunks wait outside the HNSW index)
+type Case = (
+    String,
+    &'static str,
+    &'static str,
+    Uuid,
+    usize,
+    Option<i64>,
+    usize,
+);
 
 /// A user and how many chunks it owns.
 struct Tenant {
@@ -140,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
         tenants.len()
     );
     let started = Instant::now();
-    sqlx::raw_sql("drop index document_chunks_embedding_idx; drop index document_chunks_fts_idx;")
+    sqlx::raw_sql("drop index if exists document_chunks_embedding_idx; drop index document_chunks_fts_idx;")
         .execute(&mut conn)
         .await?;
     let mut files = String::new();
@@ -190,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     sqlx::raw_sql(
         "create index document_chunks_embedding_idx on document_chunks
-           using hnsw (embedding halfvec_cosine_ops)",
+           using hnsw (embedding halfvec_cosine_ops) where not index_pending",
     )
     .execute(&mut conn)
     .await?;
@@ -241,6 +251,7 @@ async fn main() -> anyhow::Result<()> {
             user,
             rows,
             None,
+            0,
         ));
     }
     // The HNSW path with iterative scans, for tenants above ragworker.exact_search_limit.
@@ -252,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
             *user,
             *rows,
             Some(0),
+            0,
         ));
     }
     for (user, rows) in users {
@@ -262,6 +274,7 @@ async fn main() -> anyhow::Result<()> {
             user,
             rows,
             None,
+            0,
         ));
     }
     for (org, rows) in orgs {
@@ -272,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
             org,
             rows,
             None,
+            0,
         ));
     }
     for (user, rows) in [users[0], users[2]] {
@@ -282,9 +296,40 @@ async fn main() -> anyhow::Result<()> {
             user,
             rows,
             None,
+            0,
         ));
     }
-    for (label, column, function, tenant, rows, exact_limit) in cases {
+    // The largest user's index path again while some of its chunks wait to be merged (as
+    // after a burst of uploads): an exact scan of those beside the index. The UPDATE gives
+    // them new row versions the partial index leaves out, as the worker's inserts are.
+    for waiting in [2_000, 10_000] {
+        cases.push((
+            format!("user {}, {waiting} of its chunks waiting", pct(users[0].1)),
+            "user_id",
+            "search_similar_chunks (index path)",
+            users[0].0,
+            users[0].1,
+            Some(0),
+            waiting,
+        ));
+    }
+    let mut now_waiting = 0;
+    for (label, column, function, tenant, rows, exact_limit, waiting) in cases {
+        if waiting != now_waiting {
+            sqlx::query(
+                "update document_chunks set index_pending = true
+                 where id in (select id from document_chunks where user_id = $1
+                              and not index_pending order by id limit $2)",
+            )
+            .bind(tenant)
+            .bind((waiting - now_waiting) as i64)
+            .execute(&mut conn)
+            .await?;
+            sqlx::raw_sql("vacuum analyze document_chunks")
+                .execute(&mut conn)
+                .await?;
+            now_waiting = waiting;
+        }
         sqlx::query(&format!(
             "set ragworker.exact_search_limit = {}",
             exact_limit.unwrap_or(20_000)
