@@ -150,9 +150,11 @@ async fn main() -> anyhow::Result<()> {
         tenants.len()
     );
     let started = Instant::now();
-    sqlx::raw_sql("drop index if exists document_chunks_embedding_idx; drop index document_chunks_fts_idx;")
-        .execute(&mut conn)
-        .await?;
+    sqlx::raw_sql(
+        "drop index if exists document_chunks_embedding_idx; drop index document_chunks_fts_idx;",
+    )
+    .execute(&mut conn)
+    .await?;
     let mut files = String::new();
     for (i, t) in tenants.iter().enumerate() {
         let org = org_of(i).map_or("\\N".to_string(), |o| o.to_string());

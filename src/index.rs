@@ -286,6 +286,10 @@ impl Deferral {
 
     /// Counts the waiting chunks and looks at the index; returns the count.
     pub async fn refresh(&self, pool: &PgPool, max_rows: u64) -> Result<u64, sqlx::Error> {
+        // In a transaction, as every statement on the worker's pool (see `queue`): a
+        // transaction pooler keeps an unnamed statement's two round trips on one server
+        // only inside one.
+        let mut tx = pool.begin().await?;
         let (partial, waiting): (bool, i64) = sqlx::query_as(
             "select coalesce((select i.indisvalid and i.indpred is not null from pg_index i
                               where i.indexrelid = to_regclass($1)), false),
@@ -295,8 +299,9 @@ impl Deferral {
         .persistent(false)
         .bind(format!("public.{INDEX}"))
         .bind(max_rows.saturating_add(1).min(i64::MAX as u64) as i64)
-        .fetch_one(pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         let waiting = waiting as u64;
         self.waiting.store(waiting, Ordering::Relaxed);
         self.allowed
@@ -311,6 +316,7 @@ impl Deferral {
 /// each other, and a merge never waits on a row lock (a file being rewritten keeps its
 /// rows, and they are merged in a later batch or deleted).
 pub async fn merge(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "update public.document_chunks set index_pending = false
          where id in (select id from public.document_chunks where index_pending
@@ -318,8 +324,9 @@ pub async fn merge(pool: &PgPool) -> Result<u64, sqlx::Error> {
     )
     .persistent(false)
     .bind(MERGE_BATCH)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 

@@ -43,6 +43,13 @@ async fn migrate(env: &TestEnv, url: &str, direct: &str) {
     assert_eq!(code, Some(0), "migrate: {log}");
 }
 
+async fn waiting(env: &TestEnv) -> i64 {
+    sqlx::query_scalar("select count(*) from document_chunks where index_pending")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
 /// Every other command through the pooler at `url` (`direct` for LISTEN, if given):
 /// enqueue, backfill, two services at once picking up new files, search, and a clean
 /// SIGTERM. `notified`: whether the services must hear the new files through NOTIFY (they
@@ -53,6 +60,9 @@ async fn every_command_through(env: &TestEnv, url: &str, direct: &str, notified:
         ("database", "direct_url", direct.into()),
         ("database", "max_connections", 5.into()),
         ("worker", "poll_interval_secs", 30.into()),
+        // The HNSW index from the start (where a session connection can build it), so
+        // chunks wait outside it and are counted and merged through the pooler.
+        ("index", "hnsw_min_rows", 0.into()),
     ]);
     let user = Uuid::new_v4();
     let ids = enqueue(env, user).await;
@@ -71,6 +81,11 @@ async fn every_command_through(env: &TestEnv, url: &str, direct: &str, notified:
     );
     assert!(stdout.contains("4 completed, 0 failed"), "{stdout}");
     env.assert_all_completed_exactly_once(&ids).await;
+    assert_eq!(
+        waiting(env).await,
+        0,
+        "the backfill merged what waited: {stdout}"
+    );
 
     // Two services at once, each with its own pool through the pooler.
     let mut services: Vec<_> = ["run-a.log", "run-b.log"]
@@ -101,6 +116,12 @@ async fn every_command_through(env: &TestEnv, url: &str, direct: &str, notified:
     )
     .await;
     env.assert_all_completed_exactly_once(&new).await;
+    wait_until(
+        Duration::from_secs(20),
+        "the idle services to merge the waiting chunks",
+        || async { waiting(env).await == 0 },
+    )
+    .await;
 
     // search, while the services run.
     let out = env
@@ -138,9 +159,24 @@ async fn every_command_through(env: &TestEnv, url: &str, direct: &str, notified:
             .unwrap();
         assert!(status.success(), "{status:?}");
     }
+    // Where a session connection could build the index, the new files' chunks waited
+    // outside it and an idle service merged them, through the pooler.
+    let indexed: bool = sqlx::query_scalar(
+        "select exists (select 1 from pg_indexes where indexname = 'document_chunks_embedding_idx')",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let logs = env.log("run-a.log") + &env.log("run-b.log");
+    assert_eq!(
+        logs.contains("merged waiting chunks into the HNSW index"),
+        indexed,
+        "{logs}"
+    );
     for log in ["run-a.log", "run-b.log"] {
         let log = env.log(log);
         assert!(!log.contains("prepared statement"), "{log}");
+        assert!(!log.contains("HNSW index failed"), "{log}");
         assert_eq!(
             log.contains("notifications do not arrive"),
             !notified,
