@@ -77,12 +77,25 @@ async fn index_state(conn: &mut PgConnection, name: &str) -> Result<State, sqlx:
 }
 
 /// Builds the index if the policy says it is due and it is not there; does nothing while
-/// another process holds the build lock.
+/// another process holds the build lock. An index an earlier version built over every row
+/// is left to `run` ([`apply_in_service`]): replacing it takes as long as building it, which
+/// `migrate` and `backfill` should not wait for.
 pub async fn apply(database: &DatabaseSettings, policy: &IndexSettings) -> anyhow::Result<Action> {
     if !session_available(database).await {
         return Ok(Action::NoSession);
     }
-    apply_on_session(database, policy).await
+    apply_on_session(database, policy, false).await
+}
+
+/// [`apply`] as `run` does it in the background, replacing an index that covers every row.
+pub async fn apply_in_service(
+    database: &DatabaseSettings,
+    policy: &IndexSettings,
+) -> anyhow::Result<Action> {
+    if !session_available(database).await {
+        return Ok(Action::NoSession);
+    }
+    apply_on_session(database, policy, true).await
 }
 
 /// [`apply`] when the caller knows the connection is a session one (`run`, whose LISTEN
@@ -90,6 +103,7 @@ pub async fn apply(database: &DatabaseSettings, policy: &IndexSettings) -> anyho
 async fn apply_on_session(
     database: &DatabaseSettings,
     policy: &IndexSettings,
+    replace_whole: bool,
 ) -> anyhow::Result<Action> {
     let mut conn = session(database).await?;
     let locked: bool =
@@ -99,7 +113,7 @@ async fn apply_on_session(
     if !locked {
         return Ok(Action::Nothing);
     }
-    let result = build_if_due(&mut conn, policy).await;
+    let result = build_if_due(&mut conn, policy, replace_whole).await;
     // Closing the session releases the lock too; this says so sooner.
     let _ = sqlx::query("select pg_advisory_unlock(hashtext('ragworker_index'))")
         .execute(&mut conn)
@@ -108,13 +122,17 @@ async fn apply_on_session(
     result
 }
 
-async fn build_if_due(conn: &mut PgConnection, policy: &IndexSettings) -> anyhow::Result<Action> {
+async fn build_if_due(
+    conn: &mut PgConnection,
+    policy: &IndexSettings,
+    replace_whole: bool,
+) -> anyhow::Result<Action> {
     let state = finish_replacement(conn).await?;
-    if state == State::Valid {
-        return Ok(Action::Nothing);
-    }
-    if state == State::Whole {
-        return replace_whole_index(conn, policy).await;
+    match state {
+        State::Valid => return Ok(Action::Nothing),
+        State::Whole if replace_whole => return replace_whole_index(conn, policy).await,
+        State::Whole => return Ok(Action::Nothing),
+        State::Absent | State::Invalid => {}
     }
     // Counting stops at the threshold: a large table is not scanned to the end.
     let rows: i64 = sqlx::query_scalar(
@@ -241,7 +259,7 @@ pub async fn keep_applying(database: DatabaseSettings, policy: IndexSettings) {
     let mut tick = tokio::time::interval(Duration::from_secs(policy.check_secs.max(1)));
     loop {
         tick.tick().await;
-        if let Err(e) = apply_on_session(&database, &policy).await {
+        if let Err(e) = apply_on_session(&database, &policy, true).await {
             tracing::warn!(error = %format!("{e:#}"), "index policy check failed; trying again later");
         }
     }
