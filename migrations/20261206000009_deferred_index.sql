@@ -47,6 +47,8 @@ declare
   exact_limit bigint := coalesce(
     nullif(current_setting('ragworker.exact_search_limit', true), '')::bigint, 20000);
   tenant_rows bigint;
+  candidates text;
+  hits text;
 begin
   tenant_column := case scope when 'user' then 'user_id' when 'org' then 'org_id' end;
   if tenant_column is null then
@@ -55,51 +57,25 @@ begin
   execute format('select count(*) from (select 1 from public.document_chunks c
                                         where c.%I = $1 limit $2) s', tenant_column)
     into tenant_rows using tenant, exact_limit + 1;
+  candidates := format('select c.id, c.file_id, c.content, c.chunk_index, c.page_number,
+                               c.heading, c.embedding <=> $1 as distance
+                        from public.document_chunks c
+                        where c.%I = $2 and 1 - (c.embedding <=> $1) >= $3', tenant_column);
+  -- (distance + 0) is an ordering the HNSW index cannot serve: an exact scan.
   if tenant_rows <= exact_limit then
-    -- Exact: every distance computed; the ordering expression is one the HNSW index
-    -- cannot serve, so the planner cannot take the filtered-index pitfall.
-    return query execute format($q$
-      with hits as materialized (
-        select c.id, c.file_id, c.content, c.chunk_index, c.page_number, c.heading,
-               c.embedding <=> $1 as distance
-        from public.document_chunks c
-        where c.%I = $2 and 1 - (c.embedding <=> $1) >= $3
-        order by (c.embedding <=> $1) + 0
-        limit $4
-      )
-      select h.id, h.file_id, f.original_name, h.content, h.chunk_index, h.page_number,
-             h.heading, 1 - h.distance
-      from hits h join public.files f on f.id = h.file_id
-      order by h.distance$q$, tenant_column)
-    using query_embedding, tenant, match_threshold, match_count;
-    return;
+    hits := candidates || ' order by (c.embedding <=> $1) + 0 limit $4';
+  else
+    hits := '(' || candidates || ' and not c.index_pending order by c.embedding <=> $1 limit $4)
+             union all
+             (' || candidates || ' and c.index_pending order by (c.embedding <=> $1) + 0 limit $4)
+             order by distance limit $4';
   end if;
-  return query execute format($q$
-    with indexed as materialized (
-      select c.id, c.file_id, c.content, c.chunk_index, c.page_number, c.heading,
-             c.embedding <=> $1 as distance
-      from public.document_chunks c
-      where c.%1$I = $2 and not c.index_pending and 1 - (c.embedding <=> $1) >= $3
-      order by c.embedding <=> $1
-      limit $4
-    ),
-    waiting as materialized (
-      select c.id, c.file_id, c.content, c.chunk_index, c.page_number, c.heading,
-             c.embedding <=> $1 as distance
-      from public.document_chunks c
-      where c.%1$I = $2 and c.index_pending and 1 - (c.embedding <=> $1) >= $3
-      order by (c.embedding <=> $1) + 0
-      limit $4
-    ),
-    hits as (
-      select * from indexed union all select * from waiting
-      order by distance
-      limit $4
-    )
-    select h.id, h.file_id, f.original_name, h.content, h.chunk_index, h.page_number,
-           h.heading, 1 - h.distance
-    from hits h join public.files f on f.id = h.file_id
-    order by h.distance$q$, tenant_column)
+  return query execute
+    'with hits as materialized (' || hits || ')
+     select h.id, h.file_id, f.original_name, h.content, h.chunk_index, h.page_number,
+            h.heading, 1 - h.distance
+     from hits h join public.files f on f.id = h.file_id
+     order by h.distance'
   using query_embedding, tenant, match_threshold, match_count;
 end
 $$;

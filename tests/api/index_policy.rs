@@ -15,6 +15,23 @@ async fn index_state(env: &TestEnv) -> State {
     index::state(&mut conn).await.unwrap()
 }
 
+/// The index policy's check as `migrate` and `backfill` make it.
+async fn apply(env: &TestEnv) -> Action {
+    index::apply(&env.settings.database, &env.settings.index)
+        .await
+        .unwrap()
+}
+
+/// SIGTERM to a `ragworker run`, which must stop cleanly.
+async fn stop(mut run: tokio::process::Child) {
+    let pid = run.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(run.wait().await.unwrap().success());
+}
+
 /// The user's five nearest chunks to one of their own chunks' vectors, as an app asks.
 async fn nearest(env: &TestEnv, user: Uuid) -> Vec<Uuid> {
     sqlx::query_scalar(
@@ -39,12 +56,7 @@ async fn the_index_waits_for_enough_chunks_and_search_is_the_same_before_and_aft
         .await
         .unwrap();
     assert!(chunks < 40, "{chunks}");
-    assert_eq!(
-        index::apply(&env.settings.database, &env.settings.index)
-            .await
-            .unwrap(),
-        Action::Nothing
-    );
+    assert_eq!(apply(&env).await, Action::Nothing);
     assert_eq!(index_state(&env).await, State::Absent, "not due yet");
     let exact = nearest(&env, user).await;
     assert_eq!(exact.len(), 5);
@@ -74,12 +86,7 @@ async fn the_index_waits_for_enough_chunks_and_search_is_the_same_before_and_aft
 #[tokio::test]
 async fn a_bulk_backfill_loads_without_the_index_and_builds_it_again() {
     let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
-    assert!(matches!(
-        index::apply(&env.settings.database, &env.settings.index)
-            .await
-            .unwrap(),
-        Action::Built { .. }
-    ));
+    assert!(matches!(apply(&env).await, Action::Built { .. }));
     assert_eq!(index_state(&env).await, State::Valid);
     env.enqueue_generated(Uuid::new_v4(), 12).await;
     let out = env
@@ -113,9 +120,7 @@ async fn an_index_left_invalid_by_an_interrupted_build_is_built_again() {
     let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
     env.enqueue_generated(Uuid::new_v4(), 5).await;
     env.drain().await;
-    index::apply(&env.settings.database, &env.settings.index)
-        .await
-        .unwrap();
+    apply(&env).await;
     // What a CREATE INDEX CONCURRENTLY killed half-way leaves behind.
     let mut admin = sqlx::PgConnection::connect(&env.superuser_url)
         .await
@@ -132,9 +137,7 @@ async fn an_index_left_invalid_by_an_interrupted_build_is_built_again() {
         .fetch_one(&env.pool)
         .await
         .unwrap();
-    let action = index::apply(&env.settings.database, &env.settings.index)
-        .await
-        .unwrap();
+    let action = apply(&env).await;
     assert!(
         matches!(action, Action::Built { rows, .. } if rows == chunks as u64),
         "{action:?}"
@@ -145,7 +148,7 @@ async fn an_index_left_invalid_by_an_interrupted_build_is_built_again() {
 #[tokio::test]
 async fn the_service_builds_the_index_once_it_is_due() {
     let env = TestEnv::with_config("[index]\nhnsw_min_rows = 20\ncheck_secs = 1").await;
-    let mut run = env.command(&["run"], "run.log").spawn().unwrap();
+    let run = env.command(&["run"], "run.log").spawn().unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(
         index_state(&env).await,
@@ -159,12 +162,7 @@ async fn the_service_builds_the_index_once_it_is_due() {
         || async { index_state(&env).await == State::Valid },
     )
     .await;
-    let pid = run.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(run.wait().await.unwrap().success());
+    stop(run).await;
     assert!(
         env.log("run.log").contains("HNSW index built"),
         "{}",
@@ -223,9 +221,7 @@ async fn waiting(env: &TestEnv) -> i64 {
 async fn chunks_written_while_the_index_exists_wait_outside_it_and_search_finds_them_before_and_after_the_merge(
 ) {
     let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
-    index::apply(&env.settings.database, &env.settings.index)
-        .await
-        .unwrap();
+    apply(&env).await;
     assert_eq!(index_state(&env).await, State::Valid);
     let indexdef: String = sqlx::query_scalar(
         "select indexdef from pg_indexes where indexname = 'document_chunks_embedding_idx'",
@@ -316,9 +312,7 @@ async fn the_deferral_bound_and_an_absent_index_write_chunks_as_indexed() {
     // No index: nothing to defer.
     deferral.refresh(&env.pool, 20_000).await.unwrap();
     assert!(!deferral.allowed());
-    index::apply(&env.settings.database, &env.settings.index)
-        .await
-        .unwrap();
+    apply(&env).await;
     deferral.refresh(&env.pool, 20_000).await.unwrap();
     assert!(deferral.allowed());
     // defer_max_rows = 0: never.
@@ -346,9 +340,7 @@ async fn the_deferral_bound_and_an_absent_index_write_chunks_as_indexed() {
 #[tokio::test]
 async fn the_service_merges_waiting_chunks_when_idle_and_a_backfill_merges_at_its_end() {
     let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
-    index::apply(&env.settings.database, &env.settings.index)
-        .await
-        .unwrap();
+    apply(&env).await;
     env.enqueue_generated(Uuid::new_v4(), 6).await;
     let out = env
         .command(&["backfill"], "backfill.log")
@@ -369,7 +361,7 @@ async fn the_service_merges_waiting_chunks_when_idle_and_a_backfill_merges_at_it
     );
     assert_eq!(waiting(&env).await, 0);
 
-    let mut run = env.command(&["run"], "run.log").spawn().unwrap();
+    let run = env.command(&["run"], "run.log").spawn().unwrap();
     env.enqueue_generated(Uuid::new_v4(), 6).await;
     crate::support::wait_until(
         std::time::Duration::from_secs(30),
@@ -385,12 +377,7 @@ async fn the_service_merges_waiting_chunks_when_idle_and_a_backfill_merges_at_it
         },
     )
     .await;
-    let pid = run.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(run.wait().await.unwrap().success());
+    stop(run).await;
     let log = env.log("run.log");
     assert!(
         log.contains("merged waiting chunks into the HNSW index"),
@@ -413,12 +400,7 @@ async fn an_index_that_covers_every_row_is_replaced_by_one_that_leaves_waiting_r
     .unwrap();
     assert_eq!(index_state(&env).await, State::Whole);
     // `migrate` and `backfill` leave it (replacing takes as long as building); `run` does it.
-    assert_eq!(
-        index::apply(&env.settings.database, &env.settings.index)
-            .await
-            .unwrap(),
-        Action::Nothing
-    );
+    assert_eq!(apply(&env).await, Action::Nothing);
     assert_eq!(index_state(&env).await, State::Whole);
     let action = index::apply_in_service(&env.settings.database, &env.settings.index)
         .await
@@ -446,11 +428,6 @@ async fn an_index_that_covers_every_row_is_replaced_by_one_that_leaves_waiting_r
     .await
     .unwrap();
     assert_eq!(index_state(&env).await, State::Absent);
-    assert_eq!(
-        index::apply(&env.settings.database, &env.settings.index)
-            .await
-            .unwrap(),
-        Action::Nothing
-    );
+    assert_eq!(apply(&env).await, Action::Nothing);
     assert_eq!(index_state(&env).await, State::Valid);
 }
