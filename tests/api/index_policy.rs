@@ -22,6 +22,15 @@ async fn apply(env: &TestEnv) -> Action {
         .unwrap()
 }
 
+async fn indexdef(env: &TestEnv) -> String {
+    sqlx::query_scalar(
+        "select indexdef from pg_indexes where indexname = 'document_chunks_embedding_idx'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
 /// SIGTERM to a `ragworker run`, which must stop cleanly.
 async fn stop(mut run: tokio::process::Child) {
     let pid = run.id().unwrap().to_string();
@@ -66,12 +75,7 @@ async fn the_index_waits_for_enough_chunks_and_search_is_the_same_before_and_aft
     let (code, _) = env.run(&["backfill"]).await;
     assert_eq!(code, Some(0));
     assert_eq!(index_state(&env).await, State::Valid);
-    let indexdef: String = sqlx::query_scalar(
-        "select indexdef from pg_indexes where indexname = 'document_chunks_embedding_idx'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let indexdef = indexdef(&env).await;
     assert!(
         indexdef.contains("hnsw (embedding halfvec_cosine_ops)"),
         "{indexdef}"
@@ -223,12 +227,7 @@ async fn chunks_written_while_the_index_exists_wait_outside_it_and_search_finds_
     let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0").await;
     apply(&env).await;
     assert_eq!(index_state(&env).await, State::Valid);
-    let indexdef: String = sqlx::query_scalar(
-        "select indexdef from pg_indexes where indexname = 'document_chunks_embedding_idx'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let indexdef = indexdef(&env).await;
     assert!(
         indexdef.ends_with("WHERE (NOT index_pending)"),
         "{indexdef}"
