@@ -123,6 +123,7 @@ async fn main() -> ExitCode {
     let progress_bar =
         matches!(cli.command, Command::Backfill { .. }) && std::io::stderr().is_terminal();
     telemetry::init(&settings.log, progress_bar);
+    telemetry::log_panics();
     match execute(cli.command, settings).await {
         Ok(code) => code,
         Err(e) => {

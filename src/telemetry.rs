@@ -36,3 +36,30 @@ pub fn init(settings: &LogSettings, progress_bar: bool) {
         builder.try_init()
     };
 }
+
+/// Panics are written through the log, as one event in its format, instead of by the
+/// standard hook on stderr (which breaks a JSON log pipeline's lines). Most are a document
+/// parser's bug on one file, caught around its extraction: that file is read another way
+/// or fails with a short `last_error`, and the worker goes on. RUST_BACKTRACE adds the
+/// backtrace as a field. For the `ragworker` binary only: a test harness keeps its own.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = %message, %location, %thread, %backtrace, "panicked");
+        } else {
+            tracing::error!(panic = %message, %location, %thread, "panicked");
+        }
+    }));
+}

@@ -246,3 +246,42 @@ async fn storage_without_credentials_names_the_settings_to_set() {
             .unwrap();
     assert_eq!(pending, 1, "the file is untouched");
 }
+
+#[tokio::test]
+async fn a_parser_panic_is_logged_as_one_json_event_and_the_file_is_still_read() {
+    let env = TestEnv::with_config("[log]\nformat = \"json\"").await;
+    let path = env.dir.path().join("tidal.pdf");
+    std::fs::write(
+        &path,
+        crate::support::pdf::pdf_with_panicking_cmap("Tidal power stations turn the sea"),
+    )
+    .unwrap();
+    let id = env.enqueue_path(Uuid::new_v4(), &path).await;
+    let (code, stderr) = env.run(&["backfill"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let row = env.file(id).await;
+    assert_eq!(row.status, "completed", "{stderr}");
+    assert!(row
+        .extracted_text
+        .unwrap_or_default()
+        .contains("Tidal power stations"),);
+    // The parser panicked (and was caught): one log event, in the log's format, instead of
+    // the standard hook's lines on stderr.
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let panics: Vec<_> = events
+        .iter()
+        .filter(|e| e["message"] == "panicked")
+        .collect();
+    assert!(!panics.is_empty(), "{stderr}");
+    assert!(
+        panics[0]["location"]
+            .as_str()
+            .unwrap_or("")
+            .contains(".rs:"),
+        "{stderr}"
+    );
+}

@@ -6,11 +6,32 @@ use lopdf::{dictionary, Object, Stream};
 
 /// A PDF of `text`, its words laid out 12 to a line and 50 lines to a page.
 pub fn pdf(text: &str) -> Vec<u8> {
+    with_font(text, |_| dictionary! {})
+}
+
+/// [`pdf`] whose font has a ToUnicode map that pdf-extract's CMap parser panics on (a range
+/// mapped to three UTF-16 units): ragworker reads such a file again without the map.
+#[allow(dead_code)] // the tests', not the benchmark's
+pub fn pdf_with_panicking_cmap(text: &str) -> Vec<u8> {
+    with_font(text, |doc| {
+        let cmap = "/CIDInit /ProcSet findresource begin 12 dict begin begincmap \
+                    1 begincodespacerange <00> <FF> endcodespacerange \
+                    1 beginbfrange <01> <01> <006600660069> endbfrange \
+                    endcmap CMapName currentdict /CMap defineresource pop end end";
+        let map_id = doc.add_object(Stream::new(dictionary! {}, cmap.as_bytes().to_vec()));
+        dictionary! { "Encoding" => "WinAnsiEncoding", "ToUnicode" => map_id }
+    })
+}
+
+/// The layout of [`pdf`] in Helvetica, with `extra` entries in the font dictionary.
+fn with_font(text: &str, extra: impl FnOnce(&mut lopdf::Document) -> lopdf::Dictionary) -> Vec<u8> {
     let mut doc = lopdf::Document::with_version("1.5");
     let pages_id = doc.new_object_id();
-    let font_id = doc.add_object(dictionary! {
+    let mut font = dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
+    };
+    font.extend(&extra(&mut doc));
+    let font_id = doc.add_object(font);
     let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
     let lines: Vec<String> = text
         .split_whitespace()
