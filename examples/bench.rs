@@ -514,6 +514,9 @@ async fn run_backfill_with(
             exe.parent().unwrap().parent().unwrap().join("ragworker")
         });
     let counters0 = ProviderCounters::of(fake);
+    // What earlier runs left in the table (a preloaded table, a previous load) is not this
+    // run's work.
+    let (files0, failed0, chunks0) = counts(&env.pool).await;
     let (busy0, provider0, storage0) = (
         machine_busy(),
         process_cpu("self").unwrap_or(0.0),
@@ -565,6 +568,10 @@ async fn run_backfill_with(
         "ragworker failed: {status:?}"
     );
     let mut figures = RunFigures::measure(env, fake, counters0, wall, peak, Some(cpu)).await;
+    figures.files -= files0;
+    figures.failed -= failed0;
+    // A re-sync replaces chunks: then this counts the chunks added, not those rewritten.
+    figures.chunks = (figures.chunks - chunks0).max(0);
     figures.merged = merged_line(&output.await.unwrap());
     figures
 }
@@ -915,7 +922,6 @@ async fn main() {
             "instant provider, preloaded table, backfill --bulk (drop, load, build again; wall time includes the build)",
             None,
         );
-        // `files` counts both loads in the second figure: the rate is per run.
         let per_run = corpus.len() as f64;
         println!(
             "  => --bulk ingests {:.2}x the files/s of the live index here, its build included",
