@@ -190,8 +190,13 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
                 settings.embedding.price_per_million(),
                 std::io::stderr().is_terminal(),
             );
-            let summary =
-                service::backfill(worker.clone(), shutdown_signal(), |s| progress.update(s)).await;
+            // Whether the user stopped it: then the merge at the end is left to `run`.
+            let interrupted = std::sync::atomic::AtomicBool::new(false);
+            let stopped = async {
+                shutdown_signal().await;
+                interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+            };
+            let summary = service::backfill(worker.clone(), stopped, |s| progress.update(s)).await;
             progress.finish();
             let summary = summary?;
             // The files are done whatever happens to the index: a failed check is a warning.
@@ -202,16 +207,20 @@ async fn execute(command: Command, settings: Arc<Settings>) -> anyhow::Result<Ex
             // The chunks that waited outside the index go into it now, on every connection
             // of the pool (the files are done and searchable already; search scans waiting
             // chunks exactly). Interrupted, `run` merges the rest in its idle time.
-            tokio::select! {
-                merged = ragworker::index::merge_all(&pool, settings.database.max_connections as usize) => match merged {
-                    Ok((0, _)) => {}
-                    Ok((chunks, took)) => println!(
-                        "merged {chunks} chunks that waited into the HNSW index in {:.1} s (index.defer_max_rows)",
-                        took.as_secs_f64()
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "merging waiting chunks into the HNSW index failed; `ragworker run` merges them in its idle time"),
-                },
-                _ = shutdown_signal() => println!("interrupted while merging waiting chunks into the HNSW index; `ragworker run` merges the rest in its idle time"),
+            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                println!("interrupted: chunks waiting for the HNSW index are left to `ragworker run`, which merges them in its idle time");
+            } else {
+                tokio::select! {
+                    merged = ragworker::index::merge_all(&pool, settings.database.max_connections as usize) => match merged {
+                        Ok((0, _)) => {}
+                        Ok((chunks, took)) => println!(
+                            "merged {chunks} chunks that waited into the HNSW index in {:.1} s (index.defer_max_rows)",
+                            took.as_secs_f64()
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "merging waiting chunks into the HNSW index failed; `ragworker run` merges them in its idle time"),
+                    },
+                    _ = shutdown_signal() => println!("interrupted while merging waiting chunks into the HNSW index; `ragworker run` merges the rest in its idle time"),
+                }
             }
             let waiting = worker.queue.count_pending().await?;
             println!(

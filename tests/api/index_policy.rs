@@ -430,3 +430,38 @@ async fn an_index_that_covers_every_row_is_replaced_by_one_that_leaves_waiting_r
     assert_eq!(apply(&env).await, Action::Nothing);
     assert_eq!(index_state(&env).await, State::Valid);
 }
+
+#[tokio::test]
+async fn an_interrupted_backfill_leaves_its_waiting_chunks_to_the_service() {
+    let env = TestEnv::with_config("[index]\nhnsw_min_rows = 0\n[worker]\nconcurrency = 1").await;
+    apply(&env).await;
+    // One file at a time, 300 ms an embedding request: the backfill is still going when
+    // the first files have completed.
+    env.fake.set_latency(std::time::Duration::from_millis(300));
+    env.enqueue_generated(Uuid::new_v4(), 30).await;
+    let backfill = env
+        .command(&["backfill"], "backfill.log")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until(
+        std::time::Duration::from_secs(30),
+        "some chunks to be written as waiting",
+        || async { waiting(&env).await > 0 },
+    )
+    .await;
+    let pid = backfill.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = backfill.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .contains("interrupted: chunks waiting for the HNSW index are left to `ragworker run`"),
+        "{stdout}"
+    );
+    assert!(waiting(&env).await > 0, "not merged on the way out");
+}
