@@ -81,10 +81,7 @@ async fn index_state(conn: &mut PgConnection, name: &str) -> Result<State, sqlx:
 /// is left to `run` ([`apply_in_service`]): replacing it takes as long as building it, which
 /// `migrate` and `backfill` should not wait for.
 pub async fn apply(database: &DatabaseSettings, policy: &IndexSettings) -> anyhow::Result<Action> {
-    if !session_available(database).await {
-        return Ok(Action::NoSession);
-    }
-    apply_on_session(database, policy, false).await
+    apply_if_session(database, policy, false).await
 }
 
 /// [`apply`] as `run` does it in the background, replacing an index that covers every row.
@@ -92,10 +89,18 @@ pub async fn apply_in_service(
     database: &DatabaseSettings,
     policy: &IndexSettings,
 ) -> anyhow::Result<Action> {
+    apply_if_session(database, policy, true).await
+}
+
+async fn apply_if_session(
+    database: &DatabaseSettings,
+    policy: &IndexSettings,
+    replace_whole: bool,
+) -> anyhow::Result<Action> {
     if !session_available(database).await {
         return Ok(Action::NoSession);
     }
-    apply_on_session(database, policy, true).await
+    apply_on_session(database, policy, replace_whole).await
 }
 
 /// [`apply`] when the caller knows the connection is a session one (`run`, whose LISTEN
@@ -348,19 +353,23 @@ pub async fn merge(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(done.rows_affected())
 }
 
+/// Merges batch after batch while `go_on` says so and chunks wait; returns how many.
+async fn merge_while(pool: &PgPool, go_on: impl Fn() -> bool) -> Result<u64, sqlx::Error> {
+    let mut merged = 0;
+    while go_on() {
+        match merge(pool).await? {
+            0 => break,
+            n => merged += n,
+        }
+    }
+    Ok(merged)
+}
+
 /// Merges every waiting chunk, on `connections` connections at once (a backfill's end,
 /// when the files are done and the pool is free). Returns how many and how long it took.
 pub async fn merge_all(pool: &PgPool, connections: usize) -> Result<(u64, Duration), sqlx::Error> {
     let started = Instant::now();
-    let lanes = (0..connections.max(1)).map(|_| async {
-        let mut merged = 0;
-        loop {
-            match merge(pool).await? {
-                0 => return Ok::<u64, sqlx::Error>(merged),
-                n => merged += n,
-            }
-        }
-    });
+    let lanes = (0..connections.max(1)).map(|_| merge_while(pool, || true));
     let merged: u64 = futures::future::try_join_all(lanes)
         .await?
         .into_iter()
@@ -380,34 +389,25 @@ pub async fn keep_deferring(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let mut waiting = match deferral.refresh(&pool, policy.defer_max_rows).await {
-            Ok(n) => n,
+        match deferral.refresh(&pool, policy.defer_max_rows).await {
+            Ok(0) => continue,
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "counting chunks waiting for the HNSW index failed; trying again");
                 continue;
             }
-        };
-        let started = Instant::now();
-        let mut merged = 0;
-        while waiting > 0 && deferral.idle.load(Ordering::Relaxed) {
-            match merge(&pool).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    merged += n;
-                    waiting = waiting.saturating_sub(n);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "merging chunks into the HNSW index failed; trying again");
-                    break;
-                }
-            }
         }
-        if merged > 0 {
-            tracing::info!(
+        let started = Instant::now();
+        match merge_while(&pool, || deferral.idle.load(Ordering::Relaxed)).await {
+            Ok(0) => {}
+            Ok(merged) => tracing::info!(
                 chunks = merged,
                 secs = started.elapsed().as_secs_f64(),
                 "merged waiting chunks into the HNSW index"
-            );
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "merging chunks into the HNSW index failed; trying again")
+            }
         }
     }
 }
