@@ -251,16 +251,20 @@ async fn a_backfill_rides_out_a_postgres_outage_without_aborting_files_in_flight
         ragworker::service::backfill(worker, std::future::pending(), |_| {}).await
     });
     // Some files done and some in flight: between a finished batch and the next claim,
-    // nothing is processing for a moment, and an outage then would test nothing.
+    // nothing is processing for a moment, and an outage then would test nothing. The count
+    // that satisfied the wait is the one kept: counting again could fall in that moment.
+    let seen = std::sync::atomic::AtomicI64::new(0);
     wait_until(
         Duration::from_secs(30),
         "the first files done and others in flight",
         || async {
-            count_status(&env, "completed").await >= 3 && count_status(&env, "processing").await > 0
+            let processing = count_status(&env, "processing").await;
+            seen.store(processing, std::sync::atomic::Ordering::Relaxed);
+            count_status(&env, "completed").await >= 3 && processing > 0
         },
     )
     .await;
-    let in_flight = count_status(&env, "processing").await;
+    let in_flight = seen.load(std::sync::atomic::Ordering::Relaxed);
     // Down for several times as long as a statement waits for a connection (1 s here): the
     // files in flight finish meanwhile and the claims after them fail. Before, the first
     // failed claim ended the backfill with an error and aborted the files still in flight
