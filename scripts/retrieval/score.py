@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -69,6 +70,7 @@ def score_run(qa: dict[str, dict], chunks: list[dict], run: dict) -> dict:
                          f"for {len(chunks)} chunks")
     hit_cache: dict[tuple[str, int], bool] = {}
     per_doc: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
+    firsts: dict[str, int | None] = {}
     ranked = {q["qid"]: q["top"] for q in run["queries"]}
     for qid, q in qa.items():
         top = ranked.get(qid, [])[:10]
@@ -82,6 +84,7 @@ def score_run(qa: dict[str, dict], chunks: list[dict], run: dict) -> dict:
             if hit_cache[key]:
                 first = rank
                 break
+        firsts[qid] = first
         per_doc[q["doc"]].append((int(first == 1), int(first is not None and first <= 5),
                                   1.0 / first if first else 0.0))
 
@@ -99,7 +102,8 @@ def score_run(qa: dict[str, dict], chunks: list[dict], run: dict) -> dict:
             "per_doc": {d: summary(rows) for d, rows in sorted(per_doc.items())},
             "chunks": len(chunks),
             "chunks_over_window": sum(1 for t in tokens if t > WINDOW) / max(1, len(tokens)),
-            "queries_missing": missing}
+            "queries_missing": missing,
+            "firsts": firsts}
 
 
 def print_tables(results: list[dict], docs: list[str]) -> None:
@@ -144,6 +148,61 @@ def print_tables(results: list[dict], docs: list[str]) -> None:
                         for m in ("hit@1", "hit@5", "mrr@10")}
 
 
+def hit_within(first: int | None, k: int) -> int:
+    return int(first is not None and first <= k)
+
+
+def bootstrap_ahead(ours: dict, peer: dict, k: int, rounds: int = 2000) -> float:
+    """Paired bootstrap over questions: the share of resamples in which `ours` has more
+    hits within k than `peer` (ties count as not ahead). Seeded, so a run is repeatable."""
+    diffs = [hit_within(ours[q], k) - hit_within(peer[q], k) for q in ours]
+    rng = random.Random(1)
+    n = len(diffs)
+    ahead = sum(1 for _ in range(rounds) if sum(diffs[rng.randrange(n)] for _ in range(n)) > 0)
+    return ahead / rounds
+
+
+def print_comparisons(results: list[dict]) -> None:
+    """Per ragworker run: the per-document comparisons (document x hit@1/hit@5 x variant)
+    in which some peer is ahead, with how many questions, and how robust the overall
+    leads are (paired bootstrap against each peer)."""
+    runs = {(r["system"], r["variant"]): r for r in results}
+    peers = sorted({r["system"] for r in results if not r["system"].startswith("ragworker")})
+    ours = sorted({r["system"] for r in results if r["system"].startswith("ragworker")})
+    if not peers or not ours:
+        return
+    print("\n## Where a peer leads (per document, hit@1 and hit@5, both variants)\n")
+    print("| ragworker run | comparisons a peer leads | questions behind | which |")
+    print("| --- | ---: | ---: | --- |")
+    for system in ours:
+        behind = []
+        for variant in ("base", "strict"):
+            mine = runs.get((system, variant))
+            if not mine:
+                continue
+            for doc, figures in mine["per_doc"].items():
+                for metric in ("hit@1", "hit@5"):
+                    best = max((runs[(p, variant)]["per_doc"][doc][metric], p)
+                               for p in peers if (p, variant) in runs)
+                    gap = round((best[0] - figures[metric]) * figures["n"])
+                    if gap > 0:
+                        behind.append((f"{variant} {doc} {metric} ({best[1]})", gap))
+        print(f"| {system} | {len(behind)} | {sum(g for _, g in behind)} | "
+              + ("; ".join(f"{w}: {g}" for w, g in behind) or "none") + " |")
+
+    print("\n## Robustness of the overall lead (paired bootstrap over questions, 2,000 "
+          "resamples: share in which ragworker is ahead)\n")
+    print("| ragworker run | variant | vs | hit@1 | hit@5 |")
+    print("| --- | --- | --- | ---: | ---: |")
+    for system in ours:
+        for variant in ("base", "strict"):
+            for peer in peers:
+                a, b = runs.get((system, variant)), runs.get((peer, variant))
+                if a and b:
+                    cells = [f"{bootstrap_ahead(a['firsts'], b['firsts'], k):.2f}" for k in (1, 5)]
+                    print(f"| {system} | {variant} | {peer} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdir", type=Path)
@@ -174,8 +233,11 @@ def main() -> None:
         chunks = load_jsonl(work / "chunks" / f"{run['system']}-{run['variant']}.jsonl")
         results.append(score_run(qa, chunks, run))
     print_tables(results, docs)
+    print_comparisons(results)
 
     if args.json:
+        for r in results:
+            del r["firsts"]
         args.json.write_text(json.dumps({"questions": len(qa), "dropped_empty": dropped,
                                          "runs": results}, indent=2) + "\n", encoding="utf-8")
         print(f"\nfigures written to {args.json}", file=sys.stderr)
