@@ -27,12 +27,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pymupdf
-from bs4 import BeautifulSoup, Tag
+from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
+
+# The fetchmail FAQ is XHTML with an XML declaration; read as HTML like the other pages.
+warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 
 
 # --------------------------------------------------------------------------
@@ -284,8 +288,55 @@ def strip_django(base: Path, strict: Path, qas: list[QA]) -> None:
     strict.write_text(str(soup), encoding="utf-8")
 
 
+# --------------------------------------------------------------------------
+# HTML document (fetchmail FAQ: hand-written HTML, h1 categories, h2 questions)
+# --------------------------------------------------------------------------
+
+FETCHMAIL_ID = re.compile(r"^[A-Z]\d+$")
+
+
+def fetchmail_headings(soup: BeautifulSoup) -> list[Tag]:
+    """Question headings: an h2 holding an anchor named like 'G1' (the detailed contents'
+    category h2s have ids such as 'C_G' and no anchor)."""
+    return [h for h in soup.find_all("h2")
+            if (a := h.find("a")) is not None and FETCHMAIL_ID.match(a.get("name") or a.get("id") or "")]
+
+
+def parse_fetchmail(path: Path) -> list[QA]:
+    """Each question h2 ('G1. What is fetchmail and why should I bother?'); its answer is
+    the text up to the next heading or the page footer."""
+    soup = BeautifulSoup(path.read_bytes(), "lxml")
+    qas = []
+    for h in fetchmail_headings(soup):
+        parts = []
+        for node in h.next_elements:
+            if isinstance(node, Tag) and (node.name in ("h1", "h2") or (
+                    node.name == "table" and "footer" in (node.get("summary") or ""))):
+                break
+            if isinstance(node, str) and h not in node.parents:
+                parts.append(str(node))
+        question = re.sub(r"^[A-Z]\d+\.\s*", "", squash(h.get_text(" ")))
+        qas.append(QA(question, squash("".join(parts))))
+    return qas
+
+
+def strip_fetchmail(base: Path, strict: Path, qas: list[QA]) -> None:
+    """Remove the question headings and the detailed contents' links to them (their ids,
+    'G1', say nothing of the question)."""
+    soup = BeautifulSoup(base.read_bytes(), "lxml")
+    questions = {norm(qa.question) for qa in qas}
+    for h in fetchmail_headings(soup):
+        h.decompose()
+    for a in soup.find_all("a"):
+        if any(q in norm(a.get_text()) for q in questions):
+            a.decompose()
+    # The file declares ISO-8859-1: written back as ASCII with character references, so
+    # what BeautifulSoup decoded from entities (&ndash;) reads the same in every reader.
+    strict.write_bytes(str(soup).encode("ascii", "xmlcharrefreplace"))
+
+
 def html_plain_text(path: Path) -> str:
-    return BeautifulSoup(path.read_text(encoding="utf-8"), "lxml").get_text(" ")
+    return BeautifulSoup(path.read_bytes(), "lxml").get_text(" ")
 
 
 # --------------------------------------------------------------------------
@@ -407,6 +458,9 @@ DOCS = [
     Doc("django-faq-admin.html", "python-django-doc", "3:3.2.25-0+deb12u7",
         "usr/share/doc/python-django-doc/html/faq/admin.html",
         "BSD-3-clause (Django)", parse_django, strip_django),
+    Doc("fetchmail-FAQ.html", "fetchmail", "6.4.37-1", "usr/share/doc/fetchmail/fetchmail-FAQ.html",
+        "GPL-2+ with OpenSSL exception (fetchmail's Files: *; the FAQ ships as its documentation)",
+        parse_fetchmail, strip_fetchmail),
     Doc("cryptsetup-FAQ.md", "cryptsetup", "2:2.6.1-4~deb12u2", "usr/share/doc/cryptsetup/FAQ.md.gz",
         "CC-BY-SA-3.0 (stated in the FAQ, question 1.5); cryptsetup itself: GPL-2+",
         parse_cryptsetup, strip_cryptsetup),
