@@ -1,10 +1,10 @@
 //! What chunking costs, against tokenizing each document once: extracts every file under
 //! the directories given (not timed), then for each tokenizer (cl100k_base with the OpenAI
-//! defaults, 512/64 tokens; the local model's WordPiece at 128/16, the local default when
-//! the README's figures were measured, if the model is in the cache) times one tokenization
-//! of every document's text and then chunking every document, and prints both, their ratio,
-//! and a digest of every chunk's text, embedded input, token count, heading and offset: two
-//! builds that print the same digest made the same chunks.
+//! defaults, 512/64 tokens; the local model's WordPiece with config/local.toml's 128/16, if
+//! the model is in the cache) times one tokenization of every document's text and then
+//! chunking every document, and prints both, their ratio, and a digest of every chunk's
+//! text, embedded input, token count, heading and offset: two builds that print the same
+//! digest made the same chunks.
 //!
 //!   cargo run --release --example chunk_bench -- fixtures ~/.cache/ragworker/pdf-corpus
 
