@@ -144,13 +144,38 @@ async fn usage_matches_the_providers_bill_after_three_kill_9s_with_requests_in_f
     let ledger = scalar(&env, LEDGER_SPENT).await;
     assert_eq!(logged, ledger, "no token counted twice or left out");
     let billed = env.fake.billed_tokens() as i64;
-    let gap = (logged - billed).abs() as f64 / billed as f64;
+    // The one gap the ledger allows: a request written down, then the process killed before
+    // its bytes reached the provider. Those are the ledger's rows the provider never saw;
+    // each is still `sent` (no answer came) and over-counts by its own tokens, no more.
+    // Anything else (an under-count, a token counted twice) breaks the bound. (A fixed
+    // 0.1 % once failed on two such requests, 71 tokens of 64,549: the allowed case.)
+    let written = scalar(&env, "select count(*) from embedding_requests").await;
+    let received = env
+        .fake
+        .stats()
+        .requests
+        .load(std::sync::atomic::Ordering::SeqCst) as i64;
+    let never_sent = written - received;
+    let largest_unanswered = scalar(
+        &env,
+        "select coalesce(max(tokens_counted), 0)::bigint from embedding_requests
+         where status = 'sent'",
+    )
+    .await;
     println!(
-        "usage_logs {logged} tokens, provider billed {billed}: gap {:.4} % ({} requests unanswered at the kills)",
-        gap * 100.0,
-        in_flight
+        "usage_logs {logged} tokens, provider billed {billed}: gap {:.4} % ({in_flight} \
+         requests unanswered at the kills, {never_sent} never reached the provider)",
+        (logged - billed) as f64 * 100.0 / billed as f64,
     );
-    assert!(gap <= 0.001, "usage {logged} vs billed {billed}");
+    assert!(
+        (0..=in_flight).contains(&never_sent),
+        "{written} requests written down, {received} received"
+    );
+    assert!(
+        (billed..=billed + never_sent * largest_unanswered).contains(&logged),
+        "usage {logged} vs billed {billed} ({never_sent} requests never sent, each at most \
+         {largest_unanswered} tokens)"
+    );
     let recovered = scalar(
         &env,
         "select count(*) from usage_logs where metadata->>'outcome' = 'recovered'",
