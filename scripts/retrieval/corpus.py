@@ -246,21 +246,30 @@ def heading_text(h: Tag) -> str:
                           if not (s.parent.name == "a" and "headerlink" in s.parent.get("class", []))))
 
 
+def answer_after(h: Tag, stop: Callable[[Tag], bool]) -> str:
+    """The text after heading `h` (its own text left out) up to the first element `stop`
+    accepts."""
+    parts = []
+    for node in h.next_elements:
+        if isinstance(node, Tag) and stop(node):
+            break
+        if isinstance(node, str) and h not in node.parents:
+            parts.append(str(node))
+    return squash("".join(parts))
+
+
+def names_a_question(a: Tag, questions: set[str]) -> bool:
+    """Does link `a`'s text contain one of the (normalised) questions? (A table of
+    contents entry or an in-page reference: the strict variant removes it.)"""
+    return any(q in norm(a.get_text()) for q in questions)
+
+
 def parse_django(path: Path) -> list[QA]:
     """Each h2 is a question; its answer is the text of the following
     elements up to the next heading."""
     soup = BeautifulSoup(path.read_text(encoding="utf-8"), "lxml")
-    qas = []
-    for h in django_headings(soup):
-        parts = []
-        for sib in h.next_elements:
-            if isinstance(sib, Tag) and sib.name in ("h1", "h2", "h3"):
-                break
-            if isinstance(sib, str) and sib.parent is not h and not (
-                    sib.parent.name == "a" and sib.parent.parent is h):
-                parts.append(str(sib))
-        qas.append(QA(heading_text(h), squash("".join(parts))))
-    return qas
+    return [QA(heading_text(h), answer_after(h, lambda t: t.name in ("h1", "h2", "h3")))
+            for h in django_headings(soup)]
 
 
 def strip_django(base: Path, strict: Path, qas: list[QA]) -> None:
@@ -281,7 +290,7 @@ def strip_django(base: Path, strict: Path, qas: list[QA]) -> None:
         h.decompose()
     for a in soup.find_all("a"):
         href = a.get("href", "")
-        if any(q in norm(a.get_text()) for q in questions):
+        if names_a_question(a, questions):
             a.decompose()
         elif "#" in href and href.split("#", 1)[1].removeprefix("s-") in slugs:
             del a["href"]
@@ -306,18 +315,12 @@ def parse_fetchmail(path: Path) -> list[QA]:
     """Each question h2 ('G1. What is fetchmail and why should I bother?'); its answer is
     the text up to the next heading or the page footer."""
     soup = BeautifulSoup(path.read_bytes(), "lxml")
-    qas = []
-    for h in fetchmail_headings(soup):
-        parts = []
-        for node in h.next_elements:
-            if isinstance(node, Tag) and (node.name in ("h1", "h2") or (
-                    node.name == "table" and "footer" in (node.get("summary") or ""))):
-                break
-            if isinstance(node, str) and h not in node.parents:
-                parts.append(str(node))
-        question = re.sub(r"^[A-Z]\d+\.\s*", "", squash(h.get_text(" ")))
-        qas.append(QA(question, squash("".join(parts))))
-    return qas
+
+    def stop(t: Tag) -> bool:
+        return t.name in ("h1", "h2") or (t.name == "table" and "footer" in (t.get("summary") or ""))
+
+    return [QA(re.sub(r"^[A-Z]\d+\.\s*", "", squash(h.get_text(" "))), answer_after(h, stop))
+            for h in fetchmail_headings(soup)]
 
 
 def strip_fetchmail(base: Path, strict: Path, qas: list[QA]) -> None:
@@ -328,7 +331,7 @@ def strip_fetchmail(base: Path, strict: Path, qas: list[QA]) -> None:
     for h in fetchmail_headings(soup):
         h.decompose()
     for a in soup.find_all("a"):
-        if any(q in norm(a.get_text()) for q in questions):
+        if names_a_question(a, questions):
             a.decompose()
     # The file declares ISO-8859-1: written back as ASCII with character references, so
     # what BeautifulSoup decoded from entities (&ndash;) reads the same in every reader.

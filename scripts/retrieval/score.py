@@ -61,6 +61,11 @@ def load_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def hit_within(first: int | None, k: int) -> int:
+    """1 if the first hit is within the first k results, else 0."""
+    return int(first is not None and first <= k)
+
+
 def score_run(qa: dict[str, dict], chunks: list[dict], run: dict) -> dict:
     """Figures for one rank file: overall and per document."""
     chunk_norm = [norm(c["content"]) for c in chunks]
@@ -85,7 +90,7 @@ def score_run(qa: dict[str, dict], chunks: list[dict], run: dict) -> dict:
                 first = rank
                 break
         firsts[qid] = first
-        per_doc[q["doc"]].append((int(first == 1), int(first is not None and first <= 5),
+        per_doc[q["doc"]].append((hit_within(first, 1), hit_within(first, 5),
                                   1.0 / first if first else 0.0))
 
     def summary(rows: list[tuple[int, int, float]]) -> dict:
@@ -146,10 +151,6 @@ def print_tables(results: list[dict], docs: list[str]) -> None:
                     a.setdefault("ratios", {})[b["system"]] = {
                         m: (a["overall"][m] / b["overall"][m] if b["overall"][m] else None)
                         for m in ("hit@1", "hit@5", "mrr@10")}
-
-
-def hit_within(first: int | None, k: int) -> int:
-    return int(first is not None and first <= k)
 
 
 def bootstrap_ahead(ours: dict, peer: dict, k: int, rounds: int = 2000) -> float:
