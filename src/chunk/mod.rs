@@ -59,10 +59,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// bars and named sidebars dropped, PDF and office-format reading; 4: ODT/ODP list numbers,
 /// embedded objects and frame captions; 5: PDFs pdf-extract could not parse or panicked on,
 /// Type 3 fonts, read with their word spaces; CJK CID fonts without a Unicode map read
-/// through their character collection). Files processed under
+/// through their character collection; 6: a split part no longer ends with a lead-in, the
+/// "… like this:" moves to the part with what it introduces). Files processed under
 /// another version are chunked again rather than kept as they are; the vectors of chunks
 /// whose text did not change are reused, so only changed chunks are paid for.
-pub const CHUNKER_VERSION: u32 = 5;
+pub const CHUNKER_VERSION: u32 = 6;
 
 /// Everything chunking produces for one file.
 #[derive(Debug, Clone)]
@@ -454,6 +455,45 @@ mod tests {
         assert!(out.chunks[0]
             .content
             .contains("capabilities:\n\n- Symbolic"));
+    }
+
+    /// A part of a split section that would end with a lead-in ("… do something like
+    /// this:") gives it to the next part, so the command it introduces is not cut off from
+    /// what it is for, and nothing is lost or repeated beyond the overlap.
+    #[test]
+    fn a_lead_in_stays_with_what_it_introduces() {
+        let c = chunker(64, 0);
+        let why = "A key-slot holds one passphrase for the volume key; there are eight.";
+        let md = format!(
+            "# LUKS FAQ\n\n## How do I add a passphrase?\n\n{why}\n\nTo add a new \
+             passphrase to a specific key-slot, do something like this:\n\n```\n\
+             cryptsetup luksAddKey --key-slot 4 /dev/sda2\n```\n\nIt asks for an existing \
+             passphrase first.\n"
+        );
+        let out = c.chunk(&doc(Format::Markdown, &md));
+        check(&out, 64);
+        assert!(out.chunks.len() >= 2, "{out:?}");
+        for chunk in &out.chunks {
+            assert!(
+                !chunk.content.ends_with(':'),
+                "ends with a lead-in: {chunk:?}"
+            );
+        }
+        let command = out
+            .chunks
+            .iter()
+            .find(|ch| ch.content.contains("luksAddKey"))
+            .unwrap();
+        assert!(
+            command.content.starts_with("To add a new passphrase"),
+            "{command:?}"
+        );
+        // The section's text is all there, in order.
+        let joined: String = out.chunks.iter().map(|ch| ch.content.as_str()).collect();
+        assert_eq!(
+            joined.split_whitespace().collect::<String>(),
+            md.split_whitespace().collect::<String>()
+        );
     }
 
     /// Each section its own chunk, however small: measured on the retrieval benchmark,

@@ -12,7 +12,9 @@
 //!    every later chunk has the section's full heading path embedded above it, so that it
 //!    still knows which question it answers. A part under a quarter of the room (a last
 //!    line, a lone closing code fence) is joined to its neighbour and the two are cut again
-//!    into halves: under the heading path such a scrap embeds as the heading alone.
+//!    into halves: under the heading path such a scrap embeds as the heading alone. A part
+//!    never ends with a lead-in ("… do something like this:"): it moves to the next part,
+//!    with the command or list it introduces, wherever that part has room for it.
 //!
 //! No chunk ever ends with a heading whose text is in the next chunk, and no chunk overlaps
 //! a neighbouring section: overlap is only between the parts of one split section.
@@ -190,7 +192,8 @@ impl<'a> Packer<'a> {
             // A heading path as long as half the budget: the text is worth more room.
             (section.start, Vec::new(), Vec::new(), max)
         };
-        let parts = self.even_parts(&self.text[body..section.end], capacity);
+        let text = &self.text[body..section.end];
+        let parts = self.lead_ins_forward(text, self.even_parts(text, capacity), capacity);
         for (i, (offset, part)) in parts.into_iter().enumerate() {
             let first = i == 0;
             pieces.push(Piece {
@@ -234,6 +237,39 @@ impl<'a> Packer<'a> {
             let count = halves.len();
             parts.splice(a..a + 2, halves);
             i = a + count;
+        }
+        parts
+    }
+
+    /// `parts` with no part ending in a lead-in, the words that say what follows ("… do
+    /// something like this:", "Scenarios:"): cut after it, the command or list lands in the
+    /// next part without what it is for, and the lead-in is embedded with text it does not
+    /// describe (5 % of the benchmark's chunks ended so). The lead-in's paragraph, else its
+    /// sentence, else its line, moves to the next part where that still fits and the part it
+    /// leaves is no scrap; where the overlap already carries it, it is only cut from here.
+    fn lead_ins_forward<'t>(
+        &self,
+        text: &'t str,
+        mut parts: Vec<(usize, &'t str)>,
+        capacity: usize,
+    ) -> Vec<(usize, &'t str)> {
+        for i in 1..parts.len() {
+            let (start, part) = parts[i - 1];
+            let (next_start, next) = parts[i];
+            let next_end = next_start + next.len();
+            let moved = lead_in_starts(part).into_iter().find_map(|lead| {
+                let at = start + lead;
+                let kept = &text[start..at];
+                let joined = &text[at.min(next_start)..next_end];
+                (!kept.trim().is_empty()
+                    && !self.is_scrap(kept, capacity)
+                    && self.count(joined) <= capacity)
+                    .then_some((kept, at.min(next_start), joined))
+            });
+            if let Some((kept, joined_start, joined)) = moved {
+                parts[i - 1] = (start, kept);
+                parts[i] = (joined_start, joined);
+            }
         }
         parts
     }
@@ -341,5 +377,51 @@ impl<'a> Packer<'a> {
                 }
             })
             .collect()
+    }
+}
+
+/// Where the lead-in that ends `part` starts, widest first (its paragraph, its sentence, its
+/// line), if `part` ends with one: a colon closing the text.
+fn lead_in_starts(part: &str) -> Vec<usize> {
+    let body = part.trim_end();
+    if !body.ends_with(':') {
+        return Vec::new();
+    }
+    let paragraph = body.rfind("\n\n").map_or(0, |at| at + 2);
+    let sentence = [". ", "? ", "! ", ".\n"]
+        .iter()
+        .filter_map(|end| {
+            body[paragraph..]
+                .rfind(end)
+                .map(|at| paragraph + at + end.len())
+        })
+        .max();
+    let line = body.rfind('\n').map(|at| at + 1);
+    let mut starts: Vec<usize> = [Some(paragraph), sentence, line]
+        .into_iter()
+        .flatten()
+        .map(|at| at + (body.len() - at - body[at..].trim_start().len()))
+        .filter(|&at| at < body.len())
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lead_in_starts;
+
+    #[test]
+    fn a_lead_in_is_found_by_paragraph_sentence_and_line() {
+        let text = "Back up first.\n\nThe header holds the keys. To back it\nup, run:\n";
+        let paragraph = text.find("The header").unwrap();
+        let sentence = text.find("To back").unwrap();
+        let line = text.find("up, run").unwrap();
+        assert_eq!(lead_in_starts(text), vec![paragraph, sentence, line]);
+        // Indented Markdown text: each start is where the words begin.
+        assert_eq!(lead_in_starts("  Steps:"), vec![2]);
+        assert!(lead_in_starts("No colon at the end.").is_empty());
+        assert!(lead_in_starts("A colon: inside only.").is_empty());
     }
 }
