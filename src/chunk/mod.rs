@@ -275,6 +275,14 @@ mod tests {
         }
     }
 
+    /// The first chunk whose text contains `text`.
+    fn containing<'a>(out: &'a Chunked, text: &str) -> &'a Chunk {
+        out.chunks
+            .iter()
+            .find(|ch| ch.content.contains(text))
+            .unwrap_or_else(|| panic!("no chunk contains {text:?}: {out:?}"))
+    }
+
     #[test]
     fn chunks_respect_token_limit_pages_and_offsets() {
         let c = chunker(20, 5);
@@ -479,11 +487,7 @@ mod tests {
                 "ends with a lead-in: {chunk:?}"
             );
         }
-        let command = out
-            .chunks
-            .iter()
-            .find(|ch| ch.content.contains("luksAddKey"))
-            .unwrap();
+        let command = containing(&out, "luksAddKey");
         assert!(
             command.content.starts_with("To add a new passphrase"),
             "{command:?}"
@@ -581,11 +585,7 @@ mod tests {
         );
         assert_eq!((office.page_number, office.last_page), (Some(2), Some(3)));
         assert_eq!(office.context.as_deref(), Some("1 Moorings"));
-        let diesel = out
-            .chunks
-            .iter()
-            .find(|c| c.content.contains("Diesel"))
-            .unwrap();
+        let diesel = containing(&out, "Diesel");
         assert_eq!(
             diesel.heading.as_deref(),
             Some("2 Fuel > 2.1 Where is the fuel pontoon?")
