@@ -259,16 +259,16 @@ impl<'a> Packer<'a> {
             let next_end = next_start + next.len();
             let moved = lead_in_starts(part).into_iter().find_map(|lead| {
                 let at = start + lead;
-                let kept = &text[start..at];
-                let joined = &text[at.min(next_start)..next_end];
-                (!kept.trim().is_empty()
-                    && !self.is_scrap(kept, capacity)
-                    && self.count(joined) <= capacity)
-                    .then_some((kept, at.min(next_start), joined))
+                // Where the overlap already starts before the lead-in, the next part stays.
+                let joined_start = at.min(next_start);
+                let (kept, joined) = (&text[start..at], &text[joined_start..next_end]);
+                // An empty part left behind counts as a scrap too.
+                (!self.is_scrap(kept, capacity) && self.count(joined) <= capacity)
+                    .then_some(((start, kept), (joined_start, joined)))
             });
-            if let Some((kept, joined_start, joined)) = moved {
-                parts[i - 1] = (start, kept);
-                parts[i] = (joined_start, joined);
+            if let Some((kept, joined)) = moved {
+                parts[i - 1] = kept;
+                parts[i] = joined;
             }
         }
         parts
